@@ -1,0 +1,91 @@
+"""Settings: every limit and default of the proxy, named once, with the reason beside it.
+
+One frozen dataclass. `proxy.cli` fills it from flags > environment (`MLX_PROXY_*`) > a TOML
+config file > these defaults; nothing else in the code hard-codes a limit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MiB = 1024 * 1024
+
+# Port anyclaude configurations already use (`baseUrl: http://localhost:8081/v1`).
+DEFAULT_PORT = 8081
+# mlx_lm.server's own default port.
+DEFAULT_UPSTREAM = "http://127.0.0.1:8080"
+# The stock server keeps a loaded model only for these `model` values (or its --model path);
+# anything else makes it unload and try to load that name.
+UPSTREAM_DEFAULT_MODEL = "default_model"
+
+# Claude Code's billing line: its `cch=` nonce changes on every request and defeats both our
+# cache and mlx_lm.server's KV prefix cache.
+BILLING_HEADER_RULE = r"(?m)^x-anthropic-billing-header:[^\n]*\n?"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where ----------------------------------------------------------------------------
+    upstream: str = DEFAULT_UPSTREAM
+    host: str = "127.0.0.1"  # loopback by default: the proxy holds prompts and a shared cache
+    port: int = DEFAULT_PORT
+
+    # --- request limits ---------------------------------------------------------------------
+    # Claude Code sends 100 KB-1 MB bodies (system prompt + tools + history); aiohttp's 1 MiB
+    # default rejects long sessions. 64 MiB leaves room for pasted files without inviting abuse.
+    max_body_bytes: int = 64 * MiB
+    # aiohttp's own header limits (8190 bytes a line) match nginx's and stay in force.
+
+    # --- upstream behaviour -----------------------------------------------------------------
+    # mlx_lm.server listens with a backlog of 5 and resets connections beyond it; it batches
+    # concurrent generations. 4 in flight keeps the batch busy and the backlog free.
+    max_concurrency: int = 4
+    # Requests waiting for an upstream slot; beyond this the proxy answers 503 + Retry-After.
+    max_queue: int = 64
+    # Connecting to a local server either works at once or not at all.
+    connect_timeout: float = 10.0
+    # A 30k-token prompt on a laptop can take minutes of prefill; Claude Code itself gives up
+    # after 5 minutes, so the proxy waits a little longer than the client.
+    first_token_timeout: float = 600.0
+    # Once tokens flow, a silence this long means the server is stuck.
+    idle_timeout: float = 120.0
+    # Long agent turns (8k tokens at ~10 tok/s) finish well inside 30 minutes.
+    total_timeout: float = 1800.0
+    # SSE comment interval while waiting for the first token: below common 30-60 s idle cut-offs.
+    keepalive_interval: float = 5.0
+
+    # --- normalization ----------------------------------------------------------------------
+    # The model string sent upstream. For mlx_lm.server `default_model` keeps the loaded model.
+    upstream_model: str = UPSTREAM_DEFAULT_MODEL
+    # The name the served model is shown as (/v1/models, responses); the launcher sets it to
+    # its --model value. Also the model identity in cache keys.
+    served_model: str = "default_model"
+    # Fingerprint of the served model's config (the launcher computes it when it knows the path).
+    model_fingerprint: str = ""
+    # Extra names clients may use for the served model (listed in /v1/models).
+    model_aliases: tuple[str, ...] = ()
+    # mlx_lm.server's default of 512 truncates tool calls (an Edit with a code block is 1-3k
+    # tokens); 8192 fits a long answer or a large file Write without running for ever.
+    default_max_tokens: int = 8192
+    # Regexes removed from system text before forwarding and hashing.
+    volatile_rules: tuple[str, ...] = (BILLING_HEADER_RULE,)
+
+    # --- cache --------------------------------------------------------------------------------
+    cache: str = "memory"  # memory | none | redis://... | rediss://...
+    # Completions are small (a few KB); 512 MiB holds ~100k of them.
+    cache_max_bytes: int = 512 * MiB
+    # A day: long enough for a working session's retries and re-runs, short enough that stale
+    # answers do not outlive a model change by much.
+    cache_ttl: int = 86400
+    # Redis ops on the request path must never cost more than a local generation step.
+    redis_timeout: float = 0.25
+    # Values above this are zlib-compressed before going to Redis (network + memory savings).
+    cache_compress_min_bytes: int = 1024
+    # A client that leaves a cacheable generation does not cancel it, up to this many at once,
+    # so the client's retry becomes a hit instead of a second long prefill.
+    max_orphan_generations: int = 2
+
+    # --- operations ----------------------------------------------------------------------------
+    log_format: str = "text"  # text | json
+    log_bodies: bool = False  # never log prompt text unless asked
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    insecure_no_auth: bool = False

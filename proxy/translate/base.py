@@ -1,0 +1,30 @@
+"""What every protocol renderer receives and provides."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..completion import Event
+from ..errors import ProxyError
+
+
+@dataclass(frozen=True)
+class ResponseContext:
+    response_id: str  # fresh for every response, cache hits included
+    created: int  # unix seconds, fresh for every response
+    model: str  # the model name shown to the client
+    include_usage: bool = False  # chat: stream_options.include_usage
+
+
+class StreamRenderer(Protocol):
+    def head(self) -> list[bytes]:
+        """Events sent before any output (role chunk, response.created, message_start)."""
+
+    def render(self, ev: Event) -> list[bytes]:
+        """Bytes for one canonical event; a Finish also closes the stream."""
+
+    def keepalive(self) -> bytes:
+        """Sent while waiting (an SSE comment, or Anthropic's ping event)."""
+
+    def fail(self, err: ProxyError) -> list[bytes]:
+        """Error after the stream began: an error event; the stream then ends."""
