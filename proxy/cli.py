@@ -1,0 +1,164 @@
+"""`mlx-proxy`: flags > environment (`MLX_PROXY_*`) > TOML config file > defaults -> Settings.
+
+Every Settings field is a flag (`--field-name`), an environment variable
+(`MLX_PROXY_FIELD_NAME`) and a config-file key (`field_name` or `field-name`), so a new setting
+needs no code here. Bad values stop start-up with a one-line message naming the setting.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+from .config import Settings
+
+ENV_PREFIX = "MLX_PROXY_"
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+# Settings that hold secrets: masked by --print-config.
+SECRET_FIELDS = frozenset({"api_keys"})
+# Fields that take a list: repeat the flag, or comma-separate in env.
+_LIST_FIELDS = {name for name, f in _FIELDS.items() if isinstance(f.default, tuple) or name == "api_keys"}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_proxy_arguments(parser: argparse.ArgumentParser, exclude: frozenset[str] = frozenset()) -> None:
+    """Add one flag per Settings field (the launcher reuses this for its proxy options)."""
+    group = parser.add_argument_group("proxy options")
+    for name, f in _FIELDS.items():
+        if name in exclude:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if isinstance(default, bool):
+            group.add_argument(_flag(name), dest=name, action="store_true", default=None,
+                               help=f"(default: off; env {ENV_PREFIX}{name.upper()})")
+        elif name in _LIST_FIELDS:
+            group.add_argument(_flag(name), dest=name, action="append", default=None,
+                               help=f"repeatable (env {ENV_PREFIX}{name.upper()}, comma-separated)")
+        else:
+            shown = "***" if name in SECRET_FIELDS else default
+            group.add_argument(_flag(name), dest=name, default=None,
+                               help=f"(default: {shown}; env {ENV_PREFIX}{name.upper()})")
+    parser.add_argument("--config", default=os.environ.get(ENV_PREFIX + "CONFIG"),
+                        help="TOML file with settings (keys as the flag names)")
+    parser.add_argument("--print-config", action="store_true", help="print the effective settings and exit")
+
+
+def _convert(name: str, value: Any) -> Any:
+    f = _FIELDS[name]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    try:
+        if name in _LIST_FIELDS:
+            if isinstance(value, str):
+                value = [v for v in value.split(",") if v.strip()]
+            return tuple(str(v).strip() for v in value)
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid value for {name}: {value!r}") from None
+
+
+def _validate(s: Settings) -> None:
+    if not 0 < s.port < 65536:
+        raise ConfigError(f"port out of range: {s.port}")
+    for name in ("connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout",
+                 "keepalive_interval", "max_concurrency", "max_body_bytes", "cache_ttl"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(s, name)!r}")
+    if s.max_queue < 0:
+        raise ConfigError("max_queue must be >= 0")
+    if not s.upstream.startswith(("http://", "https://")):
+        raise ConfigError(f"upstream must be an http(s) URL, got {s.upstream!r}")
+    if s.log_format not in ("text", "json"):
+        raise ConfigError(f"log_format must be text or json, got {s.log_format!r}")
+    cache = s.cache
+    if cache not in ("memory", "none") and not cache.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"cache must be memory, none or a redis:// URL, got {cache!r}")
+
+
+def build_settings(args: argparse.Namespace, environ: Mapping[str, str] | None = None,
+                   **overrides: Any) -> Settings:
+    """Merge the layers; `overrides` (from the launcher) sit between flags and environment."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = getattr(args, "config", None)
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read config file {path}: {e}") from None
+        for key, value in data.items():
+            name = key.replace("-", "_")
+            if name not in _FIELDS:
+                raise ConfigError(f"unknown setting {key!r} in {path}")
+            values[name] = _convert(name, value)
+    for name in _FIELDS:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _convert(name, raw)
+    for name, value in overrides.items():
+        values[name] = _convert(name, value)
+    for name in _FIELDS:
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = _convert(name, value)
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def printable(s: Settings) -> dict[str, Any]:
+    out = dataclasses.asdict(s)
+    for name in SECRET_FIELDS:
+        if out.get(name):
+            out[name] = ["***"] * len(out[name])
+    if "@" in s.cache:  # redis://user:password@host -> mask the password
+        scheme, _, rest = s.cache.partition("://")
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        out["cache"] = f"{scheme}://{user}:***@{host}"
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlx-proxy", description="Reverse proxy for mlx_lm.server and "
+                                     "other OpenAI-compatible servers: cache, normalization, timeouts, tool calls.")
+    add_proxy_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = build_settings(args)
+    except ConfigError as e:
+        print(f"mlx-proxy: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        import orjson
+        print(orjson.dumps(printable(settings), option=orjson.OPT_INDENT_2).decode())
+        return 0
+    from .app import run
+    return run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
