@@ -8,6 +8,7 @@ completions, Responses or Anthropic Messages output, so every protocol shares on
 """
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -17,6 +18,11 @@ import orjson
 CACHEABLE_FINISH_REASONS = frozenset({"stop", "tool_calls", "length"})
 # Replayed content is cut into slices this long so a cached stream still streams.
 REPLAY_SLICE_CHARS = 32
+
+
+def new_call_id() -> str:
+    """A fresh tool-call id in OpenAI's style (the AI SDK needs a string id on every call)."""
+    return "call_" + secrets.token_hex(12)
 
 
 @dataclass(frozen=True)
