@@ -1,0 +1,141 @@
+"""`mlx-launch --model MODEL [--port 8081] [--server-port N] [proxy options] [-- server args]`
+
+Starts the stock mlx_lm.server as a supervised child and serves the proxy in front of it, in
+one process and one event loop. Exit status: 0 after a requested stop (SIGINT/SIGTERM), 1 when
+the server cannot be brought up or kept up, 2 for bad arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+
+from proxy.cli import ConfigError, add_proxy_arguments, build_settings, printable
+from proxy.upstream_status import UpstreamStatus
+
+from . import config as defaults
+from .config import LaunchConfig
+from .models import ResolvedModel, resolve_model
+from .supervisor import LaunchError, Supervisor
+
+log = logging.getLogger("mlx_launch")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlx-launch",
+        description="Run the stock mlx_lm.server behind mlx-proxy: start it, wait until it serves, "
+                    "restart it if it dies, stop it cleanly. Arguments after `--` go to mlx_lm.server.")
+    launch = parser.add_argument_group("launcher options")
+    launch.add_argument("--model", required=True,
+                        help="model folder, hub name, or `tiny-random` (a tiny offline model built locally)")
+    launch.add_argument("--server-port", type=int, default=defaults.DEFAULT_SERVER_PORT,
+                        help="mlx_lm.server's port on 127.0.0.1 (default: a free port)")
+    launch.add_argument("--grace", type=float, default=defaults.DEFAULT_GRACE,
+                        help="seconds in-flight requests get to finish on stop (default: %(default)s)")
+    launch.add_argument("--ready-timeout", type=float, default=defaults.DEFAULT_READY_TIMEOUT,
+                        help="seconds to wait for the model to load (default: %(default)s)")
+    launch.add_argument("--max-restarts", type=int, default=defaults.DEFAULT_MAX_RESTARTS,
+                        help="failed restarts in a row before giving up, 0 = never (default: %(default)s)")
+    launch.add_argument("--backoff-initial", type=float, default=defaults.BACKOFF_INITIAL,
+                        help="first restart delay in seconds, doubling (default: %(default)s)")
+    launch.add_argument("--backoff-max", type=float, default=defaults.BACKOFF_MAX,
+                        help="longest restart delay in seconds (default: %(default)s)")
+    add_proxy_arguments(parser, exclude=frozenset({"upstream"}))
+    return parser
+
+
+def split_server_args(argv: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    """Everything after the first `--` belongs to mlx_lm.server."""
+    if "--" in argv:
+        i = argv.index("--")
+        return argv[:i], tuple(argv[i + 1:])
+    return argv, ()
+
+
+def free_port(host: str = defaults.CHILD_HOST) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def launch_config(args: argparse.Namespace, model: ResolvedModel, extra: tuple[str, ...]) -> LaunchConfig:
+    return LaunchConfig(
+        model=model.name, model_path=model.path, server_port=args.server_port or free_port(),
+        extra_args=extra, offline=model.local, grace=args.grace, ready_timeout=args.ready_timeout,
+        backoff_initial=args.backoff_initial, backoff_max=args.backoff_max, max_restarts=args.max_restarts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    own, extra = split_server_args(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(own)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        model = resolve_model(args.model)
+        cfg = launch_config(args, model, extra)
+        settings = build_settings(args, upstream=f"http://{defaults.CHILD_HOST}:{cfg.server_port}",
+                                  served_model=model.name, model_fingerprint=model.fingerprint)
+    except ConfigError as e:
+        print(f"mlx-launch: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.print_config:
+        import orjson
+        print(orjson.dumps(printable(settings), option=orjson.OPT_INDENT_2).decode())
+        return EXIT_OK
+    return asyncio.run(run(settings, cfg))
+
+
+async def run(settings, cfg: LaunchConfig) -> int:
+    """Proxy first (a taken proxy port fails before any model loads), then the child."""
+    from proxy.app import ProxyServer
+
+    status = UpstreamStatus(state="starting", managed=True)
+    supervisor = Supervisor(cfg, status)
+    server = ProxyServer(settings, status)
+    try:
+        await server.start()
+    except OSError as e:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, e)
+        return EXIT_FAILED
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    code = EXIT_OK
+    try:
+        log.info("proxy on http://%s:%d -> mlx_lm.server %s (model %s)", settings.host, settings.port,
+                 supervisor.url, cfg.model)
+        if await _until_stopped(supervisor.start(), stop):
+            log.info("ready: http://%s:%d/v1 serves %s", settings.host, settings.port, cfg.model)
+            await _until_stopped(supervisor.supervise(), stop)
+    except LaunchError as e:
+        log.error("%s", e)
+        code = EXIT_FAILED
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        log.info("stopping: waiting up to %.0f s for %d in-flight request(s)", cfg.grace, server.in_flight)
+        await server.stop(cfg.grace if code == EXIT_OK else 0)
+        await supervisor.stop()
+        log.info("stopped")
+    return code
+
+
+async def _until_stopped(work, stop: asyncio.Event) -> bool:
+    """Run `work` until it ends or a stop is requested. True if it ended by itself."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return False
+    return task.result() is not False
