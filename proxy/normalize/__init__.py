@@ -1,0 +1,14 @@
+"""Request normalization: raw bytes → the canonical request that is forwarded AND hashed.
+
+Pure (no I/O, no counters touched): `parse_body`, `normalize_chat`, `normalize_completions`.
+Volatile-rule hits are returned in `ChatRequest.rules_fired`; the caller counts them with
+`NormalizeConfig.volatile_rules.count(...)` and shows `volatile_rules.to_json()` in /health.
+"""
+from .body import parse_body
+from .request import (DROPPED_FIELDS, TRANSPORT_FIELDS, ChatRequest, NormalizeConfig, normalize_chat,
+                      normalize_completions)
+from .rules import VolatileRules
+from .scalars import UPSTREAM_SAMPLING_DEFAULTS
+
+__all__ = ["parse_body", "NormalizeConfig", "ChatRequest", "normalize_chat", "normalize_completions",
+           "VolatileRules", "DROPPED_FIELDS", "TRANSPORT_FIELDS", "UPSTREAM_SAMPLING_DEFAULTS"]

@@ -1,0 +1,200 @@
+"""Messages and tools: the shapes mlx_lm.server accepts, in one canonical form.
+
+Copy-on-write: a message that is already canonical is passed through as the same object (the
+common case for agent histories of hundreds of messages); only messages that change are
+shallow-copied. The caller's dicts are never mutated.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orjson
+
+from ..errors import ProxyError, invalid
+from .body import type_name
+
+# OpenAI roles → the role sent upstream; chat templates know `system`, not `developer`.
+ROLE_MAP = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
+            "tool": "tool", "function": "function"}
+# Part types whose `text` the upstream can take (the Responses API names them input_/output_text).
+TEXT_PART_TYPES = frozenset({"text", "input_text", "output_text"})
+# Optional message fields that must be strings when present.
+_STRING_FIELDS = ("name", "tool_call_id")
+
+# Marks a field to delete from a message copy.
+_REMOVE = object()
+
+SystemTextRewrite = Callable[[str], tuple[str, tuple[str, ...]]]
+
+
+def canonical_messages(messages: object, rewrite_system: SystemTextRewrite | None
+                       ) -> tuple[list[dict], tuple[str, ...]]:
+    """The canonical message list and the volatile rules that fired on system text."""
+    if not isinstance(messages, list) or not messages:
+        raise invalid("messages must be a non-empty array", "messages")
+    out: list[dict] = []
+    fired: list[str] = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise invalid(f"messages[{i}] must be an object, not {type_name(message)}", f"messages[{i}]")
+        changes = _message_changes(message, i)
+        if rewrite_system is not None and changes.get("role", message["role"]) == "system":
+            text = changes.get("content", message.get("content"))
+            new_text, hits = rewrite_system(text)
+            if hits:
+                changes["content"] = new_text
+                fired.extend(hit for hit in hits if hit not in fired)
+        if changes:
+            message = {**message, **changes}
+            if message.get("tool_calls") is _REMOVE:
+                del message["tool_calls"]
+        out.append(message)
+    return out, tuple(fired)
+
+
+def _message_changes(message: dict, i: int) -> dict:
+    """The fields of message `i` that differ from their canonical form."""
+    changes: dict = {}
+    role = message.get("role")
+    canonical_role = ROLE_MAP.get(role) if isinstance(role, str) else None
+    if canonical_role is None:
+        raise invalid(f"messages[{i}].role must be one of {', '.join(ROLE_MAP)}; got {role!r}"
+                      if isinstance(role, str) else f"messages[{i}].role is missing or not a string",
+                      f"messages[{i}].role")
+    if canonical_role != role:
+        changes["role"] = canonical_role
+    content = message.get("content")
+    text = _content_text(content, i)
+    if text is not content:
+        changes["content"] = text
+    for name in _STRING_FIELDS:
+        value = message.get(name)
+        if value is not None and not isinstance(value, str):
+            raise invalid(f"messages[{i}].{name} must be a string, not {type_name(value)}",
+                          f"messages[{i}].{name}")
+    calls = message.get("tool_calls")
+    if calls is None or calls == []:
+        if "tool_calls" in message:
+            changes["tool_calls"] = _REMOVE  # null and [] are no calls, as for the upstream
+    else:
+        canonical_calls = _tool_calls(calls, i)
+        if canonical_calls is not calls:
+            changes["tool_calls"] = canonical_calls
+    return changes
+
+
+def _content_text(content: object, i: int) -> str:
+    """Message content as one string: null → "", text parts joined as the upstream joins them."""
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    if not isinstance(content, list):
+        raise invalid(f"messages[{i}].content must be a string or an array of parts, "
+                      f"not {type_name(content)}", f"messages[{i}].content")
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        param = f"messages[{i}].content[{j}]"
+        if not isinstance(part, dict):
+            raise invalid(f"{param} must be an object, not {type_name(part)}", param)
+        kind = part.get("type")
+        if kind not in TEXT_PART_TYPES:
+            raise ProxyError("unsupported_content",
+                             f"{param} has type {kind!r}; the served model accepts text parts only",
+                             param=param)
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise invalid(f"{param}.text must be a string, not {type_name(text)}", param)
+        texts.append(text)
+    return "".join(texts)
+
+
+def _tool_calls(calls: object, i: int) -> list:
+    """Assistant tool calls whose `function.arguments` are JSON strings holding an object.
+
+    mlx_lm.server `json.loads` every arguments string and fails the whole request otherwise;
+    arguments are re-serialized compactly so whitespace and escapes do not split the cache (the
+    upstream parses them before rendering, so the prompt is unchanged).
+    """
+    if not isinstance(calls, list):
+        raise invalid(f"messages[{i}].tool_calls must be an array, not {type_name(calls)}",
+                      f"messages[{i}].tool_calls")
+    out: list | None = None
+    for j, call in enumerate(calls):
+        param = f"messages[{i}].tool_calls[{j}]"
+        if not isinstance(call, dict):
+            raise invalid(f"{param} must be an object, not {type_name(call)}", param)
+        call_id = call.get("id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise invalid(f"{param}.id must be a string, not {type_name(call_id)}", f"{param}.id")
+        function = call.get("function")
+        if not isinstance(function, dict):
+            raise invalid(f"{param}.function must be an object, not {type_name(function)}",
+                          f"{param}.function")
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise invalid(f"{param}.function.name must be a non-empty string", f"{param}.function.name")
+        arguments = function.get("arguments")
+        fixed = canonical_arguments(arguments, f"{param}.function.arguments")
+        if fixed != arguments:
+            if out is None:
+                out = list(calls)
+            out[j] = {**call, "function": {**function, "arguments": fixed}}
+    return calls if out is None else out
+
+
+def canonical_arguments(arguments: object, param: str) -> str:
+    """Tool-call arguments as a compact JSON object string, repairing what can be repaired.
+
+    Repaired: an object (dumped), "" or null ("{}"), a JSON string of a JSON object string
+    (decoded once: some clients double-encode). Anything else is a 400 naming the message.
+    """
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        return "{}"
+    value = arguments
+    if isinstance(value, str):
+        value = _loads_or_none(value)
+        if isinstance(value, str):
+            value = _loads_or_none(value)
+    if not isinstance(value, dict):
+        raise invalid(f"{param} must be a JSON object (or a string holding one)", param)
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # nested deeper than orjson writes, or integers beyond 64 bits
+        raise invalid(f"{param} cannot be re-encoded as JSON", param) from None
+
+
+def _loads_or_none(text: str) -> object:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def canonical_tools(tools: object) -> list | None:
+    """Declared tools, validated; None when there are none (the upstream treats [] as none)."""
+    if tools is None or tools == []:
+        return None
+    if not isinstance(tools, list):
+        raise invalid(f"tools must be an array, not {type_name(tools)}", "tools")
+    for k, tool in enumerate(tools):
+        param = f"tools[{k}]"
+        if not isinstance(tool, dict):
+            raise invalid(f"{param} must be an object, not {type_name(tool)}", param)
+        kind = tool.get("type", "function")
+        if kind != "function":
+            raise ProxyError("unsupported_content",
+                             f"{param} has type {kind!r}; only function tools are supported",
+                             param=f"{param}.type")
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise invalid(f"{param}.function must be an object, not {type_name(function)}",
+                          f"{param}.function")
+        name = function.get("name")
+        if not isinstance(name, str) or not name:
+            raise invalid(f"{param}.function.name must be a non-empty string", f"{param}.function.name")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise invalid(f"{param}.function.parameters must be an object, not {type_name(parameters)}",
+                          f"{param}.function.parameters")
+    return tools

@@ -1,0 +1,137 @@
+"""The canonical request: one pure function per endpoint, from a parsed body to what is
+forwarded upstream and what the cache key hashes.
+
+Both come from the same canonical dict, built once: `key_material` is it, `upstream_body` is a
+shallow copy with the transport fields the proxy sets itself (model, stream, stream_options).
+They share nested objects (messages, tools); treat both as read-only.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ..cache.keys import model_identity
+from ..config import Settings
+from ..errors import invalid
+from .body import type_name
+from .messages import canonical_messages, canonical_tools
+from .rules import VolatileRules
+from .scalars import (MAX_TOKENS_FIELDS, UPSTREAM_SAMPLING_DEFAULTS, canonical_max_tokens,
+                      canonicalize_scalars, check_sampling_defaults)
+
+# Dropped before forwarding and left out of the key: the upstream ignores them
+# (parallel_tool_calls, cache_prompt, store, service_tier, user, metadata) or, for
+# draft_model/adapters, would unload the served model to load what the client names.
+DROPPED_FIELDS = frozenset({"parallel_tool_calls", "cache_prompt", "store", "service_tier", "user",
+                            "metadata", "draft_model", "adapters"})
+# Set by the proxy on every upstream call, never part of the key: the model identity in the key
+# comes from Settings, and the stream shape does not change what is generated.
+TRANSPORT_FIELDS = frozenset({"model", "stream", "stream_options"})
+_NOT_IN_CANONICAL = DROPPED_FIELDS | TRANSPORT_FIELDS | frozenset(MAX_TOKENS_FIELDS)
+
+# mlx_lm.server stops generating when a streaming client disconnects, but not a non-stream one;
+# include_usage makes it send usage (without it, it also ends the stream without [DONE] when
+# stream_options is present).
+UPSTREAM_STREAM_OPTIONS = MappingProxyType({"include_usage": True})
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    """What normalization needs from Settings, compiled once at start-up."""
+
+    upstream_model: str
+    default_max_tokens: int
+    model_identity: str
+    volatile_rules: VolatileRules = field(default_factory=lambda: VolatileRules(()))
+    sampling_defaults: Mapping[str, float | int] = field(default_factory=lambda: UPSTREAM_SAMPLING_DEFAULTS)
+
+    def __post_init__(self) -> None:
+        check_sampling_defaults(self.sampling_defaults)
+        if self.default_max_tokens < 1:
+            raise ValueError("default_max_tokens must be at least 1")
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "NormalizeConfig":
+        return cls(upstream_model=s.upstream_model, default_max_tokens=s.default_max_tokens,
+                   model_identity=model_identity(s.served_model, s.model_fingerprint),
+                   volatile_rules=VolatileRules(s.volatile_rules))
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A normalized request (chat, or legacy completions with `tools=None`)."""
+
+    upstream_body: dict  # POSTed upstream as is: stream true, stream_options.include_usage true
+    key_material: dict  # the canonical request minus transport fields; what the key hashes
+    client_stream: bool  # the client asked for a stream
+    include_usage: bool  # the client's stream_options.include_usage
+    tools: list[dict] | None  # declared tools (chat shape), for the tool-call extractor
+    max_tokens: int
+    rules_fired: tuple[str, ...]  # volatile rule patterns that matched; count with VolatileRules.count
+
+
+def normalize_chat(body: dict, cfg: NormalizeConfig) -> ChatRequest:
+    """A /v1/chat/completions body (or a translator's chat-shaped dict) → ChatRequest; 400 on bad input."""
+    canonical, client_stream, include_usage, max_tokens = _canonical_common(body, cfg)
+    rewrite = cfg.volatile_rules.apply if cfg.volatile_rules else None
+    messages, fired = canonical_messages(body.get("messages"), rewrite)
+    canonical["messages"] = messages
+    tools = canonical_tools(body.get("tools"))
+    if tools is None:
+        canonical.pop("tools", None)
+    # "auto" is the default whenever tools are declared: omitting it is the same request.
+    if canonical.get("tool_choice") == "auto":
+        del canonical["tool_choice"]
+    return _request(canonical, cfg, client_stream, include_usage, tools, max_tokens, fired)
+
+
+def normalize_completions(body: dict, cfg: NormalizeConfig) -> ChatRequest:
+    """A legacy /v1/completions body → ChatRequest (tools None); the upstream takes a string prompt."""
+    canonical, client_stream, include_usage, max_tokens = _canonical_common(body, cfg)
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str):
+        raise invalid(f"prompt must be a string, not {type_name(prompt)}", "prompt")
+    return _request(canonical, cfg, client_stream, include_usage, None, max_tokens, ())
+
+
+def _canonical_common(body: object, cfg: NormalizeConfig) -> tuple[dict, bool, bool, int]:
+    """The canonical dict without messages/tools, the client's stream choices, and max tokens."""
+    if not isinstance(body, dict):
+        raise invalid(f"request body must be a JSON object, not {type_name(body)}")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise invalid(f"model must be a string, not {type_name(model)}", "model")
+    client_stream = body.get("stream")
+    if client_stream is None:
+        client_stream = False
+    elif not isinstance(client_stream, bool):
+        raise invalid(f"stream must be a boolean, not {type_name(client_stream)}", "stream")
+    include_usage = _include_usage(body.get("stream_options"))
+    canonical = {k: v for k, v in body.items() if k not in _NOT_IN_CANONICAL}
+    max_tokens = canonical_max_tokens(body, cfg.default_max_tokens)
+    canonical["max_tokens"] = max_tokens
+    canonicalize_scalars(body, canonical, cfg.sampling_defaults)
+    return canonical, client_stream, include_usage, max_tokens
+
+
+def _include_usage(options: object) -> bool:
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise invalid(f"stream_options must be an object, not {type_name(options)}", "stream_options")
+    include = options.get("include_usage")
+    if include is None:
+        return False
+    if not isinstance(include, bool):
+        raise invalid(f"stream_options.include_usage must be a boolean, not {type_name(include)}",
+                      "stream_options.include_usage")
+    return include
+
+
+def _request(canonical: dict, cfg: NormalizeConfig, client_stream: bool, include_usage: bool,
+             tools: list | None, max_tokens: int, fired: tuple[str, ...]) -> ChatRequest:
+    upstream_body = {"model": cfg.upstream_model, **canonical, "stream": True,
+                     "stream_options": dict(UPSTREAM_STREAM_OPTIONS)}
+    return ChatRequest(upstream_body=upstream_body, key_material=canonical, client_stream=client_stream,
+                       include_usage=include_usage, tools=tools, max_tokens=max_tokens, rules_fired=fired)

@@ -1,0 +1,185 @@
+"""Top-level request fields other than messages and tools: numbers, max tokens, stop, logit_bias.
+
+Two jobs: make equivalent requests identical (omitted sampling parameters become the upstream's
+defaults, `1` and `1.0` become the same float, `stop: "x"` and `stop: ["x"]` one list, the three
+max-token names one `max_tokens`), and reject what mlx_lm.server would reject anyway, but with an
+OpenAI-shaped 400 naming the parameter instead of its bare `{"error": ...}`.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ..errors import invalid
+from .body import type_name
+
+# The upstream's sampling defaults: mlx_lm.server 0.32's CLI defaults (--temp 0.0, --top-p 1.0,
+# --top-k 0, --min-p 0.0) and the literals in its request parser. Sent explicitly, so an omitted
+# parameter and its explicit default are one request, and what we hash is what runs.
+UPSTREAM_SAMPLING_DEFAULTS: Mapping[str, float | int] = MappingProxyType({
+    "temperature": 0.0,
+    "top_p": 1.0,
+    "top_k": 0,
+    "min_p": 0.0,
+    "repetition_penalty": 0.0,
+    "repetition_context_size": 20,
+    "presence_penalty": 0.0,
+    "presence_context_size": 20,
+    "frequency_penalty": 0.0,
+    "frequency_context_size": 20,
+    "xtc_probability": 0.0,
+    "xtc_threshold": 0.1,
+})
+
+# Accepted max-token names, in the upstream's order of precedence (it reads
+# max_completion_tokens first); max_output_tokens comes from the /v1/responses translator.
+MAX_TOKENS_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+
+# orjson (and the upstream's int parameters) stop at 64-bit integers.
+_INT_LIMIT = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class NumberSpec:
+    is_float: bool
+    lo: float | None = None
+    hi: float | None = None
+
+    def canonical(self, value: object, param: str) -> float | int:
+        """`value` as this field's canonical number (floats as float, -0.0 as 0.0), or a 400."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise invalid(f"{param} must be a number, not {type_name(value)}", param)
+        if self.is_float:
+            try:
+                number: float | int = float(value) + 0.0  # + 0.0 turns -0.0 into 0.0
+            except OverflowError:
+                raise invalid(f"{param} is out of range", param) from None
+            if not math.isfinite(number):
+                raise invalid(f"{param} must be finite", param)
+        else:
+            if isinstance(value, float) and not value.is_integer():
+                raise invalid(f"{param} must be an integer", param)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise invalid(f"{param} must be finite", param)
+            number = int(value)
+            if abs(number) > _INT_LIMIT:
+                raise invalid(f"{param} is out of range", param)
+        if self.lo is not None and number < self.lo:
+            raise invalid(f"{param} must be at least {self.lo}", param)
+        if self.hi is not None and number > self.hi:
+            raise invalid(f"{param} must be at most {self.hi}", param)
+        return number
+
+
+# Ranges as mlx_lm.server validates them (validate_model_parameters).
+NUMBER_FIELDS: Mapping[str, NumberSpec] = {
+    "temperature": NumberSpec(True, 0),
+    "top_p": NumberSpec(True, 0, 1),
+    "top_k": NumberSpec(False, 0),
+    "min_p": NumberSpec(True, 0, 1),
+    "repetition_penalty": NumberSpec(True, 0),
+    "repetition_context_size": NumberSpec(False, 0),
+    "presence_penalty": NumberSpec(True),
+    "presence_context_size": NumberSpec(False, 0),
+    "frequency_penalty": NumberSpec(True),
+    "frequency_context_size": NumberSpec(False, 0),
+    "xtc_probability": NumberSpec(True, 0, 1),
+    "xtc_threshold": NumberSpec(True, 0, 1),
+    "seed": NumberSpec(False),
+    "top_logprobs": NumberSpec(False, -1, 11),  # -1 is the upstream's "off"
+    "num_draft_tokens": NumberSpec(False, 0),
+    "n": NumberSpec(False, 1),
+}
+_MAX_TOKENS_SPEC = NumberSpec(False, 1)
+
+_JSON_TYPE_NAMES = {bool: "a boolean", str: "a string", dict: "an object"}
+
+# Known fields that must be of one JSON type when present (null means absent).
+_TYPED_FIELDS: Mapping[str, tuple[type, ...]] = {
+    "logprobs": (bool,),
+    "tool_choice": (str, dict),
+    "response_format": (dict,),
+    "chat_template_kwargs": (dict,),
+}
+
+
+def check_sampling_defaults(defaults: Mapping[str, float | int]) -> None:
+    """Start-up check: configured defaults are valid and already canonical."""
+    for name, value in defaults.items():
+        spec = NUMBER_FIELDS.get(name)
+        if spec is None or spec.canonical(value, name) != value or type(value) is not (float if spec.is_float else int):
+            raise ValueError(f"sampling default {name}={value!r} is not a canonical {name}")
+
+
+def canonical_max_tokens(body: Mapping, default: int) -> int:
+    """The one max-token value: the first name present, else the configured default."""
+    for name in MAX_TOKENS_FIELDS:
+        value = body.get(name)
+        if value is not None:
+            return int(_MAX_TOKENS_SPEC.canonical(value, name))
+    return default
+
+
+def canonicalize_scalars(body: Mapping, out: dict, defaults: Mapping[str, float | int]) -> None:
+    """Write the canonical form of `body`'s scalar fields into `out` (a shallow copy of `body`).
+
+    Null means absent everywhere, so `seed: null` and no seed are one request.
+    """
+    for name, spec in NUMBER_FIELDS.items():
+        value = body.get(name)
+        if value is not None:
+            out[name] = spec.canonical(value, name)
+        elif name in defaults:
+            out[name] = defaults[name]
+        else:
+            out.pop(name, None)
+    for name, types in _TYPED_FIELDS.items():
+        value = body.get(name)
+        if value is None:
+            out.pop(name, None)
+        elif not isinstance(value, types):
+            names = " or ".join(_JSON_TYPE_NAMES[t] for t in types)
+            raise invalid(f"{name} must be {names}, not {type_name(value)}", name)
+    _put(out, "stop", _canonical_stop(body.get("stop")))
+    _put(out, "logit_bias", _canonical_logit_bias(body.get("logit_bias")))
+
+
+def _put(out: dict, name: str, value: object) -> None:
+    if value is None:
+        out.pop(name, None)
+    else:
+        out[name] = value
+
+
+def _canonical_stop(stop: object) -> list[str] | None:
+    """A non-empty list of stop strings, or None (the upstream treats "", [] and null alike)."""
+    if stop is None or stop == "" or stop == []:
+        return None
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, list):
+        for i, item in enumerate(stop):
+            if not isinstance(item, str):
+                raise invalid(f"stop[{i}] must be a string, not {type_name(item)}", "stop")
+        return stop
+    raise invalid(f"stop must be a string or an array of strings, not {type_name(stop)}", "stop")
+
+
+def _canonical_logit_bias(bias: object) -> dict[str, float] | None:
+    """Token id → bias with canonical keys ("007" is token 7) and float values; {} is no bias."""
+    if bias is None or bias == {}:
+        return None
+    if not isinstance(bias, dict):
+        raise invalid(f"logit_bias must be an object, not {type_name(bias)}", "logit_bias")
+    out: dict[str, float] = {}
+    for token, value in bias.items():
+        try:
+            token_id = int(token)
+        except ValueError:
+            raise invalid(f"logit_bias key {token!r} is not a token id", "logit_bias") from None
+        if abs(token_id) > _INT_LIMIT:
+            raise invalid(f"logit_bias key {token!r} is out of range", "logit_bias")
+        out[str(token_id)] = float(NumberSpec(True).canonical(value, "logit_bias"))
+    return out
