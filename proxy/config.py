@@ -41,6 +41,12 @@ class Settings:
     max_concurrency: int = 4
     # Requests waiting for an upstream slot; beyond this the proxy answers 503 + Retry-After.
     max_queue: int = 64
+    # Background requests wait behind interactive ones: Claude Code's `Warmup` probe and its
+    # topic/title generation (regexes on the first and last message's text), and any request
+    # asking for at most this many tokens.
+    background_patterns: tuple[str, ...] = (r"^\s*Warmup\s*$", r"(?i)new conversation topic",
+                                            r"(?i)\bwrite a [0-9]+-[0-9]+ word title\b")
+    background_max_tokens: int = 64
     # Connecting to a local server either works at once or not at all.
     connect_timeout: float = 10.0
     # A 30k-token prompt on a laptop can take minutes of prefill; Claude Code itself gives up
@@ -83,6 +89,9 @@ class Settings:
     # A client that leaves a cacheable generation does not cancel it, up to this many at once,
     # so the client's retry becomes a hit instead of a second long prefill.
     max_orphan_generations: int = 2
+
+    # On SIGTERM/SIGINT, in-flight requests get this long to finish before connections close.
+    shutdown_grace: float = 30.0
 
     # --- operations ----------------------------------------------------------------------------
     log_format: str = "text"  # text | json

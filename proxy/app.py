@@ -1,0 +1,185 @@
+"""Builds the aiohttp application and runs it: routes, middlewares, start-up and shutdown."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+import time
+
+from aiohttp import web
+
+from .config import Settings
+from .errors import ProxyError
+from .routes import admin, openai, passthrough
+from .routes.serve import error_response
+from .routes.state import STATE_KEY, AppState
+from .upstream_status import UpstreamStatus
+
+log = logging.getLogger("mlx_proxy")
+access_log = logging.getLogger("mlx_proxy.access")
+
+# Routes answered in Anthropic's error shape (Claude Code talks to these directly).
+ANTHROPIC_PREFIXES = ("/v1/messages",)
+
+
+def _error_body(request: web.Request, err: ProxyError) -> dict:
+    if request.path.startswith(ANTHROPIC_PREFIXES):
+        return err.anthropic_body()
+    return err.openai_body()
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """No traceback ever reaches a client: aiohttp's own errors and bugs become JSON errors."""
+    try:
+        return await handler(request)
+    except ProxyError as e:
+        return error_response(e, _error_body(request, e))
+    except web.HTTPRequestEntityTooLarge as e:
+        err = ProxyError("request_too_large", f"request body exceeds the limit of {e.max_size} bytes")
+        return error_response(err, _error_body(request, err))
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(e.status, "invalid_request")
+        err = ProxyError(code, e.reason or "request rejected")
+        return error_response(err, _error_body(request, err))
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        err = ProxyError("internal_error", "internal error in the proxy")
+        return error_response(err, _error_body(request, err))
+
+
+class InFlight:
+    """Counts requests being served, so a shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        self.count += 1
+        self.idle.clear()
+        start = time.monotonic()
+        request_id = request.headers.get("X-Request-Id") or secrets.token_hex(8)
+        status = 0
+        try:
+            resp = await handler(request)
+            status = resp.status
+            if not resp.prepared:
+                resp.headers["X-Request-Id"] = request_id
+            return resp
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self.idle.set()
+            access_log.info("%s %s %s cache=%s %.1fms id=%s", request.method, request.path, status or "-",
+                            request.get("cache_status", "-"), (time.monotonic() - start) * 1000, request_id)
+
+
+def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flight: InFlight | None = None) -> web.Application:
+    in_flight = in_flight or InFlight()
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[in_flight.middleware, errors_middleware])
+    state = AppState.build(settings, status or UpstreamStatus())
+    app[STATE_KEY] = state
+
+    async def on_startup(_app: web.Application) -> None:
+        await state.start()
+
+    async def on_cleanup(_app: web.Application) -> None:
+        await state.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    r = app.router
+    for prefix in ("/v1", ""):
+        r.add_post(prefix + "/chat/completions", openai.chat_completions)
+        r.add_post(prefix + "/completions", openai.completions)
+        r.add_get(prefix + "/models", openai.models)
+    r.add_get("/health", admin.health)
+    r.add_get("/cache/stats", admin.cache_stats)
+    r.add_delete("/cache/{key}", admin.cache_delete)
+    r.add_post("/cache/flush", admin.cache_flush)
+    r.add_route("*", "/{tail:.*}", passthrough.passthrough)
+    return app
+
+
+class ProxyServer:
+    """The proxy as an object the launcher can start and stop inside its own event loop."""
+
+    def __init__(self, settings: Settings, status: UpstreamStatus | None = None) -> None:
+        self.settings = settings
+        self.status = status or UpstreamStatus()
+        self._in_flight = InFlight()
+        self.app = create_app(settings, self.status, self._in_flight)
+        self._runner: web.AppRunner | None = None
+        self.port = settings.port
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight.count
+
+    async def start(self) -> None:
+        # handler_cancellation: a client that disconnects cancels its handler, which frees its
+        # queue slot and lets the pipeline decide whether the generation goes on.
+        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=1024)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            raise
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting, let in-flight requests finish up to `grace` seconds, then close."""
+        if self._runner is None:
+            return
+        for site in list(self._runner.sites):
+            await site.stop()
+        try:
+            await asyncio.wait_for(self._in_flight.idle.wait(), grace)
+        except asyncio.TimeoutError:
+            log.warning("%d request(s) still running after %.0fs grace; closing", self.in_flight, grace)
+        await self._runner.cleanup()
+        self._runner = None
+
+
+def configure_logging(settings: Settings) -> None:
+    if settings.log_format == "json":
+        fmt = '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": "%(message)s"}'
+    else:
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fmt)
+
+
+async def serve_until_signalled(settings: Settings) -> None:
+    server = ProxyServer(settings)
+    await server.start()
+    log.info("mlx-proxy listening on http://%s:%d -> %s", settings.host, server.port, settings.upstream)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: waiting up to %.0fs for %d request(s)", settings.shutdown_grace, server.in_flight)
+    await server.stop(settings.shutdown_grace)
+
+
+def run(settings: Settings) -> int:
+    configure_logging(settings)
+    try:
+        asyncio.run(serve_until_signalled(settings))
+    except OSError as e:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, e.strerror or e)
+        return 1
+    return 0

@@ -1,0 +1,76 @@
+"""Upstream chat chunks -> canonical events (pure, no I/O).
+
+Reads the OpenAI chat-completion chunks an upstream streams (content, reasoning, structured
+tool_calls, finish_reason, the usage chunk) and produces the canonical events: text passes
+through the tool-call scanner, so calls written as text become ToolCallDeltas; structured
+calls from the upstream are normalized; every call gets the next index, whichever source it
+came from. The finish reason is decided once, here, from what was actually extracted.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .completion import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage, new_call_id
+from .errors import ProxyError
+from .toolcalls import ToolCallScanner, normalize_upstream_calls
+
+
+class StreamAssembler:
+    def __init__(self, tools: list[dict] | None, new_id: Callable[[], str] = new_call_id) -> None:
+        self._scanner = ToolCallScanner(tools, new_id)
+        self._new_id = new_id
+        self._calls = 0
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+
+    def feed(self, chunk: dict) -> list[Event]:
+        usage = Usage.from_openai(chunk.get("usage"))
+        if usage is not None:
+            self.usage = usage
+        out: list[Event] = []
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return out
+        choice = choices[0]
+        delta = choice.get("delta") or choice.get("message") or {}
+        if isinstance(delta, dict):
+            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                out.append(ReasoningDelta(reasoning))
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                out.extend(self._number(self._scanner.feed(content)))
+            raw_calls = delta.get("tool_calls")
+            if isinstance(raw_calls, list) and raw_calls:
+                for call in normalize_upstream_calls(raw_calls, self._new_id):
+                    out.append(ToolCallDelta(self._calls, call))
+                    self._calls += 1
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str) and reason:
+            self.finish_reason = reason
+        return out
+
+    def finish(self) -> list[Event]:
+        """The stream reached [DONE]: flush held-back text, decide the finish reason."""
+        if self.finish_reason is None:
+            raise ProxyError("upstream_error", "upstream stream ended without a finish reason")
+        events, _ = self._scanner.finish(self.finish_reason)
+        out = self._number(events)
+        reason = self.finish_reason
+        if reason != "length":
+            # tool_calls only when calls came out of a completed message; mlx_lm.server says
+            # tool_calls even when it dropped the only call it could not parse.
+            reason = "tool_calls" if self._calls else ("stop" if reason == "tool_calls" else reason)
+        out.append(Finish(reason, self.usage))
+        return out
+
+    def _number(self, events: list[Event]) -> list[Event]:
+        out: list[Event] = []
+        for ev in events:
+            if isinstance(ev, ToolCallDelta):
+                ev = ToolCallDelta(self._calls, ev.call)
+                self._calls += 1
+            elif isinstance(ev, TextDelta) and not ev.text:
+                continue
+            out.append(ev)
+        return out

@@ -1,0 +1,72 @@
+"""One generation in flight, shared by every request that wants its result (single-flight).
+
+The producer appends events as they arrive; any number of followers read them from the start
+and then follow live, so a request that joins late still gets the whole stream. A flight ends
+once, with a completion or an error, and every follower sees that end.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from .completion import Completion, Event
+from .errors import ProxyError
+from .upstream import Comment
+
+Item = Event | Comment
+
+
+class Flight:
+    def __init__(self, key: str, storable: bool) -> None:
+        self.key = key
+        self.storable = storable  # its result may be written to the cache
+        self.items: list[Item] = []
+        self.completion: Completion | None = None
+        self.error: ProxyError | None = None
+        self.followers = 0
+        self.admitted = False  # holds an upstream slot (not just queued)
+        self.task: asyncio.Task | None = None
+        self._changed = asyncio.Event()
+
+    @property
+    def done(self) -> bool:
+        return self.completion is not None or self.error is not None
+
+    def push(self, item: Item) -> None:
+        self.items.append(item)
+        self._wake()
+
+    def complete(self, completion: Completion) -> None:
+        if not self.done:
+            self.completion = completion
+            self._wake()
+
+    def fail(self, error: ProxyError) -> None:
+        if not self.done:
+            self.error = error
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def follow(self) -> AsyncIterator[Item]:
+        """Every item from the first, then live ones; raises the flight's error at the end."""
+        i = 0
+        while True:
+            while i < len(self.items):
+                yield self.items[i]
+                i += 1
+            if self.error is not None:
+                raise self.error
+            if self.completion is not None:
+                return
+            await self._changed.wait()
+
+    async def result(self) -> Completion:
+        while not self.done:
+            await self._changed.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.completion is not None
+        return self.completion

@@ -1,0 +1,219 @@
+"""The request path below the protocol handlers: cache lookup, single-flight, generation.
+
+`Pipeline.open()` turns a normalized chat request and its key into a `Ticket`: where the
+events come from (a cache entry, a flight this process runs, or one another proxy runs) and the
+X-Cache-Status to announce before the first byte. Generations run as tasks of their own so a
+client that leaves does not cancel a result others wait for or the cache will keep; one that
+nobody waits for and that cannot be stored is cancelled at once, which closes the upstream
+stream and stops mlx_lm.server generating.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from .admission import Admission, Classifier
+from .assemble import StreamAssembler
+from .cache.store import CacheHit, ResponseCache
+from .cache_control import CacheControl
+from .completion import Completion, CompletionBuilder, Event
+from .config import Settings
+from .errors import ProxyError
+from .flight import Flight, Item
+from .normalize import ChatRequest
+from .upstream import Comment, UpstreamClient
+from .upstream_status import UpstreamStatus
+
+log = logging.getLogger("mlx_proxy.pipeline")
+
+CHAT_PATH = "/v1/chat/completions"
+
+
+@dataclass
+class Ticket:
+    """What one request receives: a cache status and a source of events."""
+    status: str  # HIT | MISS | BYPASS | REFRESH | COALESCED | ERROR
+    hit: CacheHit | None = None
+    flight: Flight | None = None
+    _pipeline: Pipeline | None = None
+    _released: bool = False
+
+    @property
+    def age(self) -> float | None:
+        return self.hit.age if self.hit else None
+
+    async def items(self) -> AsyncIterator[Item]:
+        if self.hit is not None:
+            for ev in self.hit.completion.events():
+                yield ev
+            return
+        assert self.flight is not None
+        async for item in self.flight.follow():
+            yield item
+
+    async def result(self) -> Completion:
+        if self.hit is not None:
+            return self.hit.completion
+        assert self.flight is not None
+        return await self.flight.result()
+
+    def release(self) -> None:
+        """The client is gone or served; call exactly once (idempotent)."""
+        if not self._released and self.flight is not None and self._pipeline is not None:
+            self._released = True
+            self._pipeline._leave(self.flight)
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, upstream: UpstreamClient, cache: ResponseCache,
+                 admission: Admission, classifier: Classifier, status: UpstreamStatus) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        self.cache = cache
+        self.admission = admission
+        self.classifier = classifier
+        self.status = status
+        self.flights: dict[str, Flight] = {}
+        self.orphans = 0  # generations still running for the cache after their clients left
+        self.cancelled = 0
+
+    # --- entry -------------------------------------------------------------------------------
+    async def open(self, key: str, req: ChatRequest, cc: CacheControl) -> Ticket:
+        if cc.read:
+            hit, status = await self.cache.lookup(key, cc.max_age)
+            if hit is not None:
+                return Ticket(status, hit=hit)
+        else:
+            status = cc.status_without_read
+        flight = self.flights.get(key)
+        if flight is not None and not flight.done:
+            flight.followers += 1
+            return Ticket("COALESCED", flight=flight, _pipeline=self)
+        self._check_serving()
+        storable = cc.write and status != "BYPASS"
+        flight = Flight(key, storable)
+        flight.followers = 1
+        self.flights[key] = flight
+        lease = None
+        if storable:
+            lease = await self.cache.acquire_lease(key)
+            if lease is None:
+                status = "COALESCED"  # another proxy on the shared Redis is generating it
+        flight.task = asyncio.create_task(self._produce(flight, req, cc, lease, remote=lease is None and storable))
+        return Ticket(status, flight=flight, _pipeline=self)
+
+    def _check_serving(self) -> None:
+        if not self.status.serving:
+            detail = f" ({self.status.detail})" if self.status.detail else ""
+            raise ProxyError("upstream_restarting", f"the model server is {self.status.state}{detail}; retry shortly",
+                             retry_after=self.status.retry_after)
+
+    # --- followers -----------------------------------------------------------------------------
+    def _leave(self, flight: Flight) -> None:
+        flight.followers -= 1
+        if flight.followers > 0 or flight.done or flight.task is None:
+            return
+        keep = (flight.storable and flight.admitted
+                and self.orphans < self.settings.max_orphan_generations)
+        if keep:
+            self.orphans += 1
+            flight.task.add_done_callback(lambda _t: self._orphan_done())
+            log.info("client left; generation continues for the cache")
+        else:
+            self.cancelled += 1
+            flight.task.cancel()
+
+    def _orphan_done(self) -> None:
+        self.orphans -= 1
+
+    # --- producer ------------------------------------------------------------------------------
+    async def _produce(self, flight: Flight, req: ChatRequest, cc: CacheControl, lease: str | None,
+                       remote: bool) -> None:
+        try:
+            if remote:
+                lease = await self._wait_for_remote(flight, req)
+                if flight.done:
+                    return
+            completion = await self._generate(flight, req, lease)
+            flight.complete(completion)
+            if flight.storable and completion.cacheable:
+                await self.cache.store(flight.key, completion, cc.ttl)
+        except ProxyError as e:
+            flight.fail(e)
+        except asyncio.CancelledError:
+            flight.fail(ProxyError("upstream_error", "generation cancelled"))
+            raise
+        except Exception as e:  # never leave followers hanging on a bug
+            log.exception("generation failed")
+            flight.fail(ProxyError("internal_error", f"internal error: {type(e).__name__}"))
+        finally:
+            if lease is not None:
+                await self.cache.release_lease(flight.key, lease)
+            if self.flights.get(flight.key) is flight:
+                del self.flights[flight.key]
+
+    async def _wait_for_remote(self, flight: Flight, req: ChatRequest) -> str | None:
+        """Follow another proxy's generation through the shared cache; lead if it dies."""
+        deadline = time.monotonic() + self.settings.total_timeout
+        while time.monotonic() < deadline:
+            outcome = await self.cache.wait_for(flight.key, deadline - time.monotonic())
+            if isinstance(outcome, CacheHit):
+                self._push_all(flight, outcome.completion.events())
+                flight.complete(outcome.completion)
+                return None
+            lease = await self.cache.acquire_lease(flight.key)
+            if lease is not None:
+                return lease  # the leader vanished without a result: generate it ourselves
+        raise ProxyError("upstream_timeout", "gave up waiting for another proxy's generation")
+
+    async def _generate(self, flight: Flight, req: ChatRequest, lease: str | None) -> Completion:
+        async with self.admission.slot(self.classifier.classify(req.upstream_body)):
+            flight.admitted = True
+            if not self.status.serving and not await self.status.wait_serving(self.settings.first_token_timeout):
+                self._check_serving()
+            renewer = asyncio.create_task(self._renew(flight.key, lease)) if lease else None
+            try:
+                return await self._stream(flight, req)
+            finally:
+                if renewer is not None:
+                    renewer.cancel()
+
+    async def _stream(self, flight: Flight, req: ChatRequest) -> Completion:
+        assembler = StreamAssembler(req.tools)
+        builder = CompletionBuilder(model=self.settings.served_model, created=int(time.time()))
+        async for item in self.upstream.stream_json_events(CHAT_PATH, req.upstream_body):
+            if isinstance(item, Comment):
+                flight.push(item)
+                continue
+            events = assembler.feed(item)
+            builder.extend(events)
+            self._push_all(flight, events)
+        events = assembler.finish()
+        builder.extend(events)
+        self._push_all(flight, events)
+        return builder.build()
+
+    async def _renew(self, key: str, lease: str) -> None:
+        interval = self.cache.lease_renew_interval
+        while True:
+            await asyncio.sleep(interval)
+            if not await self.cache.renew_lease(key, lease):
+                log.warning("lost the generation lease; another proxy may start the same generation")
+                return
+
+    @staticmethod
+    def _push_all(flight: Flight, events: Iterable[Event]) -> None:
+        for ev in events:
+            flight.push(ev)
+
+    async def close(self) -> None:
+        tasks = [f.task for f in self.flights.values() if f.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def to_json(self) -> dict:
+        return {"in_flight": len(self.flights), "orphans": self.orphans, "cancelled": self.cancelled}

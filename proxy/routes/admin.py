@@ -1,0 +1,67 @@
+"""Health and cache administration."""
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .. import __version__
+from ..errors import ProxyError
+from .serve import error_response
+from .state import STATE_KEY, AppState
+
+# A bare proxy (no launcher) asks the upstream's /health with this budget per /health call.
+UPSTREAM_PROBE_TIMEOUT = 2.0
+
+
+async def _probe_upstream(state: AppState) -> bool:
+    try:
+        resp = await asyncio.wait_for(state.upstream.request("GET", "/health", None, {},
+                                                             timeout=UPSTREAM_PROBE_TIMEOUT),
+                                      UPSTREAM_PROBE_TIMEOUT + 0.5)
+    except (ProxyError, asyncio.TimeoutError):
+        return False
+    resp.release()
+    return resp.status == 200
+
+
+async def health(request: web.Request) -> web.Response:
+    state: AppState = request.app[STATE_KEY]
+    upstream = {"url": state.settings.upstream, **state.status.to_json()}
+    if state.status.managed:
+        loaded = state.status.serving
+    else:
+        loaded = upstream["reachable"] = await _probe_upstream(state)
+    cache = await state.cache.stats()
+    degraded = cache.get("state") == "degraded"
+    status = "healthy" if loaded and not degraded else ("degraded" if loaded else "unhealthy")
+    return web.json_response({
+        "status": status,
+        "model": state.settings.served_model,
+        "model_loaded": loaded,
+        "version": __version__,
+        "upstream": upstream,
+        "cache": cache,
+        "queue": state.admission.to_json(),
+        "generations": state.pipeline.to_json(),
+        "rules": state.normalize_config.rules_json(),
+    })
+
+
+async def cache_stats(request: web.Request) -> web.Response:
+    state: AppState = request.app[STATE_KEY]
+    return web.json_response(await state.cache.stats())
+
+
+async def cache_delete(request: web.Request) -> web.Response:
+    state: AppState = request.app[STATE_KEY]
+    key = request.match_info["key"]
+    if not await state.cache.delete(key):
+        err = ProxyError("not_found", f"no cache entry {key!r}")
+        return error_response(err, err.openai_body())
+    return web.json_response({"deleted": key})
+
+
+async def cache_flush(request: web.Request) -> web.Response:
+    state: AppState = request.app[STATE_KEY]
+    return web.json_response({"flushed": await state.cache.flush()})

@@ -1,0 +1,55 @@
+"""OpenAI-compatible endpoints: chat completions (the full pipeline), completions, models."""
+from __future__ import annotations
+
+import time
+
+import orjson
+from aiohttp import web
+
+from ..errors import ProxyError
+from ..normalize import parse_body
+from ..translate import chat
+from .passthrough import relay
+from .serve import Protocol, error_response, serve_generation
+from .state import STATE_KEY, AppState
+
+CHAT = Protocol(name="chat", to_chat=None, render_json=chat.render_json,
+                stream_renderer=chat.ChatStreamRenderer, error_body=ProxyError.openai_body,
+                id_prefix="chatcmpl-")
+
+
+async def read_json(request: web.Request) -> dict:
+    """The body as a JSON object; 413 above the size limit, 400 for bad encoding or JSON."""
+    return parse_body(await request.read())
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    try:
+        body = await read_json(request)
+    except ProxyError as e:
+        return error_response(e, e.openai_body())
+    return await serve_generation(request, CHAT, body)
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    """Legacy text completions: relayed as they stream, with the model pinned to the served one
+    (any other name makes mlx_lm.server unload its model)."""
+    state: AppState = request.app[STATE_KEY]
+    try:
+        body = await read_json(request)
+    except ProxyError as e:
+        return error_response(e, e.openai_body())
+    body["model"] = state.settings.upstream_model
+    return await relay(request, "/v1/completions", orjson.dumps(body))
+
+
+def model_list(state: AppState) -> list[dict]:
+    created = int(time.time())
+    names = (state.settings.served_model, *state.settings.model_aliases)
+    return [{"id": name, "object": "model", "created": created, "owned_by": "mlx-proxy"} for name in names]
+
+
+async def models(request: web.Request) -> web.Response:
+    """The served model and its aliases, so clients that look a model up find it."""
+    state: AppState = request.app[STATE_KEY]
+    return web.json_response({"object": "list", "data": model_list(state)})

@@ -1,0 +1,61 @@
+"""Everything a handler needs, built once at start-up and kept on the app."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..admission import Admission, Classifier
+from ..cache.keys import cache_key, model_identity
+from ..cache.store import ResponseCache
+from ..cache_control import CacheControl, parse_cache_control
+from ..config import Settings
+from ..normalize import ChatRequest, NormalizeConfig, normalize_chat
+from ..pipeline import Pipeline
+from ..upstream import UpstreamClient
+from ..upstream_status import UpstreamStatus
+
+# Endpoint label inside cache keys: chat, Responses and Messages requests all become chat
+# requests, so an equivalent request in any protocol shares one entry.
+CHAT_ENDPOINT = "chat"
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    status: UpstreamStatus
+    upstream: UpstreamClient
+    cache: ResponseCache
+    admission: Admission
+    pipeline: Pipeline
+    normalize_config: NormalizeConfig
+    identity: str
+
+    @classmethod
+    def build(cls, settings: Settings, status: UpstreamStatus) -> AppState:
+        upstream = UpstreamClient(settings)
+        cache = ResponseCache.from_settings(settings)
+        admission = Admission(settings.max_concurrency, settings.max_queue)
+        classifier = Classifier.build(settings.background_patterns, settings.background_max_tokens)
+        pipeline = Pipeline(settings, upstream, cache, admission, classifier, status)
+        return cls(settings, status, upstream, cache, admission, pipeline,
+                   NormalizeConfig.from_settings(settings),
+                   model_identity(settings.served_model, settings.model_fingerprint))
+
+    def prepare(self, chat_body: dict, headers: Mapping[str, str]) -> tuple[ChatRequest, str, CacheControl]:
+        """Normalize, read the cache controls, compute the key: once per request."""
+        creq = normalize_chat(chat_body, self.normalize_config)
+        cc = parse_cache_control(headers)
+        return creq, cache_key(CHAT_ENDPOINT, self.identity, creq.key_material, cc.namespace), cc
+
+    async def start(self) -> None:
+        await self.cache.start()
+
+    async def close(self) -> None:
+        await self.pipeline.close()
+        await self.cache.close()
+        await self.upstream.close()
+
+
+STATE_KEY = web.AppKey("state", AppState)

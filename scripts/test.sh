@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up (first run) and run the whole test suite: real mlx_lm.server (CPU MLX on Linux),
+# real redis-server, real openai/anthropic SDK clients. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(uname)" = "Darwin" ]; then
+    echo "redis-server not found: brew install redis" >&2; exit 1
+  fi
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+scripts/setup.sh --test
+exec .venv/bin/python -m pytest "$@"

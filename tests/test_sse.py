@@ -1,0 +1,53 @@
+"""The SSE decoder under every way the network can cut the bytes."""
+import random
+
+import pytest
+
+from proxy.sse import SSEDecoder, SSEEvent, encode_comment, encode_json
+
+STREAM = (b": keepalive 1/3\n\n"
+          b"data: {\"a\": 1}\n\n"
+          b"event: message_start\ndata: {\"b\":\ndata: 2}\n\n"
+          b"data: x\r\n\r\n"
+          b"data: [DONE]\n\n")
+EXPECTED = [SSEEvent(comment="keepalive 1/3"), SSEEvent(data='{"a": 1}'),
+            SSEEvent(data='{"b":\n2}', event="message_start"), SSEEvent(data="x"), SSEEvent(data="[DONE]")]
+
+
+def decode(pieces):
+    d = SSEDecoder()
+    out = []
+    for p in pieces:
+        out += d.feed(p)
+    return out + d.close()
+
+
+def test_whole_stream():
+    assert decode([STREAM]) == EXPECTED
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_any_split_gives_the_same_events(seed):
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(STREAM)), rng.randint(1, 15)))
+    pieces = [STREAM[a:b] for a, b in zip([0] + cuts, cuts + [len(STREAM)])]
+    assert decode(pieces) == EXPECTED
+
+
+def test_one_byte_at_a_time_with_crlf_split():
+    assert decode([bytes([b]) for b in STREAM]) == EXPECTED
+
+
+def test_unterminated_last_event_is_delivered_on_close():
+    assert decode([b"data: tail"]) == [SSEEvent(data="tail")]
+
+
+def test_oversized_line_is_refused():
+    d = SSEDecoder(max_buffer=100)
+    with pytest.raises(ValueError):
+        d.feed(b"data: " + b"x" * 200)
+
+
+def test_encoders_round_trip():
+    raw = encode_json({"k": "v"}, event="ping") + encode_comment("keep-alive")
+    assert decode([raw]) == [SSEEvent(data='{"k":"v"}', event="ping"), SSEEvent(comment="keep-alive")]
