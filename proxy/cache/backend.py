@@ -1,0 +1,79 @@
+"""The small async interface every cache backend implements (memory, Redis, none).
+
+The facade (`store.ResponseCache`) owns everything that is the same for all backends: the
+circuit breaker, timeouts, counters, the wait loop of single-flight. A backend only stores,
+fetches and coordinates; it raises on I/O failure and the facade fails open.
+
+Single-flight across proxies is built from three primitives: a lease (who generates a key), an
+entry (the result), and a wake-up (a notification that either changed). Followers wait for the
+wake-up and re-check; polling covers lost notifications, and an expired lease with no entry
+means the leader died and a follower takes over.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from typing import Protocol
+
+from proxy.cache.entry import StoredEntry
+
+# A lease lives this long unless renewed. A leader renews it every LEASE_TTL / 3 while it
+# generates (generations run for minutes), so a crashed leader is noticed within this time.
+LEASE_TTL = 15.0
+LEASE_RENEW_INTERVAL = LEASE_TTL / 3
+# Followers re-check this often even without a notification (pub/sub message lost, subscriber
+# reconnecting): the bound on how late a follower can be.
+POLL_INTERVAL = 1.0
+# Suffix of a key's lease (leases are not cached items: flush and counts skip them).
+LEASE_SUFFIX = ":lease"
+
+
+class CacheBackend(Protocol):
+    name: str                    # "memory" | "redis" | "none": shown in /health
+    enabled: bool                # False only for `--cache none`
+    op_timeout: float | None     # bound for one request-path operation (None: in-process, instant)
+
+    async def start(self) -> None: ...          # connect / check; may raise (the facade fails open)
+    async def close(self) -> None: ...
+    async def get(self, key: str) -> StoredEntry | None: ...
+    async def put(self, key: str, entry: StoredEntry, ttl: int) -> None: ...  # wakes waiters
+    async def delete(self, key: str) -> bool: ...
+    async def flush(self) -> int: ...           # cached entries of ours removed
+    async def counts(self) -> tuple[int, int | None]: ...  # (cached items, bytes if known)
+    # Leases. acquire fails while the key has an entry or a live lease; renew extends our lease
+    # or re-takes an absent one (a restarted Redis forgot it); release wakes waiters.
+    async def acquire_lease(self, key: str, token: str, ttl: float) -> bool: ...
+    async def renew_lease(self, key: str, token: str, ttl: float) -> bool: ...
+    async def release_lease(self, key: str, token: str) -> None: ...
+    async def peek(self, key: str) -> tuple[StoredEntry | None, bool]: ...  # (entry, lease alive)
+    def watch(self, key: str) -> AbstractAsyncContextManager[asyncio.Event]: ...
+    # Team-wide counters: add our deltas, get the totals (None: the backend is not shared).
+    async def add_stats(self, hits: int, misses: int) -> dict[str, int] | None: ...
+
+
+class Waiters:
+    """In-process wake-ups: key → the events of the tasks waiting for that key."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, set[asyncio.Event]] = {}
+
+    @contextmanager
+    def watch(self, key: str) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        self._events.setdefault(key, set()).add(event)
+        try:
+            yield event
+        finally:
+            events = self._events.get(key)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._events[key]
+
+    def notify(self, key: str) -> None:
+        for event in self._events.get(key, ()):
+            event.set()
+
+    def __len__(self) -> int:
+        return len(self._events)

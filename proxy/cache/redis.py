@@ -1,0 +1,211 @@
+"""Redis backend: one cache shared by every proxy that points at the same Redis (a team of Macs).
+
+Every key we touch lives under one prefix (`mlxproxy:v1:`): entries are the keys the key
+builder returns, plus, beside them,
+    <key>:lease          who generates <key> now (SET NX PX token, renewed while generating)
+    <prefix>index        sorted set key → expiry (ms): counts cached items without a SCAN
+    <prefix>stats        hash of team-wide hits / misses (HINCRBY)
+    <prefix>notify       pub/sub channel; the message is a key whose entry or lease changed
+Flush and counts never look outside the prefix, and never count leases or our own bookkeeping.
+
+One `redis.asyncio` client with its connection pool (hiredis parser). A hit is one GET. Every
+socket operation is bounded by the op timeout and nothing is retried: the facade fails open.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from proxy.cache.backend import LEASE_SUFFIX, Waiters
+from proxy.cache.entry import EntryDecodeError, StoredEntry, decode_entry, encode_entry
+
+log = logging.getLogger(__name__)
+
+# SCAN page size for flush: large pages keep the round trips few, each stays well under 1 ms.
+SCAN_COUNT = 1000
+# How long the subscriber blocks in one read before looking again; it only bounds how soon
+# the task notices it was cancelled (notifications arrive as soon as they are published).
+LISTEN_READ_TIMEOUT = 1.0
+
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+_RENEW = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+end
+return 0
+"""
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+class RedisBackend:
+    name = "redis"
+    enabled = True
+
+    def __init__(self, url: str, prefix: str, op_timeout: float, compress_min_bytes: int) -> None:
+        self.op_timeout = op_timeout
+        self.prefix = prefix
+        self.compress_min_bytes = compress_min_bytes
+        self._client = aioredis.Redis.from_url(
+            url, socket_timeout=op_timeout, socket_connect_timeout=op_timeout,
+            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        self._index = prefix + "index"
+        self._stats = prefix + "stats"
+        self._channel = prefix + "notify"
+        self._own = {self._index, self._stats, self._channel}
+        self._acquire = self._client.register_script(_ACQUIRE)
+        self._renew = self._client.register_script(_RENEW)
+        self._release = self._client.register_script(_RELEASE)
+        self._waiters = Waiters()
+        self._listener: asyncio.Task | None = None
+        self._listener_settled: asyncio.Event | None = None  # subscribed, or gave up trying
+
+    async def start(self) -> None:
+        await self._client.ping()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._listener
+        await self._client.aclose()
+
+    # --- entries -------------------------------------------------------------------------------
+
+    async def get(self, key: str) -> StoredEntry | None:
+        raw = await self._client.get(key)
+        return None if raw is None else self._decode(key, raw)
+
+    def _decode(self, key: str, raw: bytes) -> StoredEntry | None:
+        try:
+            return decode_entry(raw)
+        except EntryDecodeError as e:  # not ours or damaged: a miss, not a backend failure
+            log.warning("cache entry %s unreadable (%s); treated as a miss", key, e)
+            return None
+
+    async def put(self, key: str, entry: StoredEntry, ttl: int) -> None:
+        raw = encode_entry(entry.completion, entry.stored_at, self.compress_min_bytes)
+        now_ms = int(time.time() * 1000)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.set(key, raw, ex=ttl)
+            pipe.zadd(self._index, {key: now_ms + ttl * 1000})
+            pipe.zremrangebyscore(self._index, "-inf", now_ms)
+            pipe.publish(self._channel, key)
+            await pipe.execute()
+
+    async def delete(self, key: str) -> bool:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.unlink(key)
+            pipe.zrem(self._index, key)
+            removed, _ = await pipe.execute()
+        return removed > 0
+
+    async def flush(self) -> int:
+        """SCAN + UNLINK our prefix only (never FLUSHALL/FLUSHDB: the Redis may be shared);
+        live leases and team stats are kept."""
+        removed = 0
+        match = _glob_escape(self.prefix) + "*"
+        async for batch in self._scan_batches(match):
+            doomed = [k for k in batch if k.decode() not in self._own and not k.endswith(LEASE_SUFFIX.encode())]
+            if doomed:
+                removed += await self._client.unlink(*doomed)
+        await self._client.unlink(self._index)
+        return removed
+
+    async def _scan_batches(self, match: str) -> AsyncIterator[list[bytes]]:
+        cursor = 0
+        while True:
+            cursor, keys = await self._client.scan(cursor, match=match, count=SCAN_COUNT)
+            yield keys
+            if cursor == 0:
+                return
+
+    async def counts(self) -> tuple[int, int | None]:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(self._index, "-inf", int(time.time() * 1000))
+            pipe.zcard(self._index)
+            _, items = await pipe.execute()
+        return items, None
+
+    # --- leases and wake-ups ------------------------------------------------------------------
+
+    async def acquire_lease(self, key: str, token: str, ttl: float) -> bool:
+        return bool(await self._acquire(keys=[key, key + LEASE_SUFFIX], args=[token, int(ttl * 1000)]))
+
+    async def renew_lease(self, key: str, token: str, ttl: float) -> bool:
+        return bool(await self._renew(keys=[key + LEASE_SUFFIX], args=[token, int(ttl * 1000)]))
+
+    async def release_lease(self, key: str, token: str) -> None:
+        await self._release(keys=[key + LEASE_SUFFIX], args=[token, self._channel, key])
+
+    async def peek(self, key: str) -> tuple[StoredEntry | None, bool]:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.get(key)
+            pipe.exists(key + LEASE_SUFFIX)
+            raw, leased = await pipe.execute()
+        return (None if raw is None else self._decode(key, raw)), bool(leased)
+
+    @asynccontextmanager
+    async def watch(self, key: str) -> AsyncIterator[asyncio.Event]:
+        """Register for wake-ups about `key`; makes sure our one subscriber runs (best effort:
+        if it cannot subscribe now, the facade's polling still finds the result)."""
+        with self._waiters.watch(key) as event:
+            if self._listener is None or self._listener.done():
+                self._listener_settled = asyncio.Event()
+                self._listener = asyncio.create_task(self._listen(self._listener_settled),
+                                                     name="cache-notify")
+            with suppress(TimeoutError):
+                async with asyncio.timeout(self.op_timeout):
+                    await self._listener_settled.wait()
+            yield event
+
+    async def _listen(self, settled: asyncio.Event) -> None:
+        """One subscription per process for all keys; ends on a connection error and is
+        started again by the next watch."""
+        pubsub = self._client.pubsub()
+        try:
+            await pubsub.subscribe(self._channel)
+            settled.set()
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_READ_TIMEOUT)
+                if message is not None:
+                    self._waiters.notify(message["data"].decode())
+        except (RedisError, OSError) as e:
+            log.debug("cache notification subscriber stopped: %s", e)
+        finally:
+            settled.set()
+            with suppress(RedisError, OSError):
+                await pubsub.aclose()
+
+    # --- team counters --------------------------------------------------------------------------
+
+    async def add_stats(self, hits: int, misses: int) -> dict[str, int] | None:
+        async with self._client.pipeline(transaction=False) as pipe:
+            if hits:
+                pipe.hincrby(self._stats, "hits", hits)
+            if misses:
+                pipe.hincrby(self._stats, "misses", misses)
+            pipe.hgetall(self._stats)
+            totals = (await pipe.execute())[-1]
+        return {k.decode(): int(v) for k, v in totals.items()}

@@ -1,0 +1,280 @@
+"""The response cache as the request pipeline sees it: one facade over any backend.
+
+Everything that is the same for memory, Redis and none lives here, so the request path never
+branches on the backend: fail-open (circuit breaker + a hard bound on each request-path
+operation), the statuses HIT / MISS / ERROR / BYPASS, counters for /health, and the wait loop
+of cross-process single-flight.
+
+Fail open means: a backend that is down, slow or refused by the breaker costs a request at most
+`redis_timeout`, and the request goes on without the cache (status ERROR; a lease call lets it
+lead; a wait lets it take over). Nothing here raises to the pipeline for a backend failure.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from redis.exceptions import RedisError
+
+from proxy.cache.backend import LEASE_RENEW_INTERVAL, LEASE_TTL, POLL_INTERVAL, CacheBackend
+from proxy.cache.breaker import BreakerState, CircuitBreaker
+from proxy.cache.disabled import DisabledBackend
+from proxy.cache.entry import StoredEntry
+from proxy.cache.keys import KEY_PREFIX
+from proxy.cache.memory import MemoryBackend
+from proxy.cache.redis import RedisBackend
+from proxy.completion import Completion
+from proxy.config import Settings
+
+log = logging.getLogger(__name__)
+
+# Local hit/miss counts go to the team totals in Redis this often (never on the hit path: a
+# hit stays one GET). The same tick probes an open breaker, so health recovers without traffic.
+STATS_FLUSH_INTERVAL = 1.0
+# What a backend raises when it is down or slow (redis-py's errors, sockets, our timeouts).
+BACKEND_ERRORS = (RedisError, OSError, TimeoutError)
+
+CacheStatus = Literal["HIT", "MISS", "ERROR", "BYPASS"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    completion: Completion
+    age: float  # seconds since stored (for Age and Cache-Control: max-age)
+
+
+class BackendUnavailable(Exception):
+    """The breaker is open, or the backend call failed or timed out (already counted)."""
+
+
+def hit_rate(hits: int, misses: int) -> str:
+    total = hits + misses
+    return f"{100.0 * hits / total:.1f}%" if total else "0.0%"
+
+
+class ResponseCache:
+    def __init__(self, backend: CacheBackend, *, ttl: int, breaker: CircuitBreaker | None = None,
+                 lease_ttl: float = LEASE_TTL, lease_renew_interval: float = LEASE_RENEW_INTERVAL,
+                 poll_interval: float = POLL_INTERVAL, stats_flush_interval: float = STATS_FLUSH_INTERVAL,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.backend = backend
+        self.ttl = ttl
+        self.breaker = breaker or CircuitBreaker(backend.name)
+        self.lease_ttl = lease_ttl
+        self.lease_renew_interval = lease_renew_interval  # the pipeline renews its lease this often
+        self.poll_interval = poll_interval
+        self.stats_flush_interval = stats_flush_interval
+        self._now = wall_clock
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
+        self._unsent_hits = 0    # counted here, not yet added to the team totals
+        self._unsent_misses = 0
+        self._flusher: asyncio.Task | None = None
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> ResponseCache:
+        """memory | none | redis[s]:// URL. Does not connect: an unreachable Redis is found by
+        `start()` and only degrades the cache."""
+        backend: CacheBackend
+        if s.cache == "none":
+            backend = DisabledBackend()
+        elif s.cache == "memory":
+            backend = MemoryBackend(s.cache_max_bytes)
+        else:
+            backend = RedisBackend(s.cache, KEY_PREFIX, s.redis_timeout, s.cache_compress_min_bytes)
+        return cls(backend, ttl=s.cache_ttl)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await self._call(self.backend.start)
+        except BackendUnavailable:
+            log.warning("cache backend %s unreachable at start; serving without it until it answers",
+                        self.backend.name)
+        self._flusher = asyncio.create_task(self._flush_stats_forever(), name="cache-stats")
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+            self._flusher = None
+        await self._send_stats()
+        await self.backend.close()
+
+    # --- the guarded call ----------------------------------------------------------------------
+
+    async def _call(self, op: Callable[..., Awaitable[T]], *args: object, bounded: bool = True) -> T:
+        """Run one backend operation under the breaker, bounded by the backend's op timeout
+        (admin operations such as flush pass bounded=False: each round trip is still bounded
+        by the socket timeouts)."""
+        if not self.breaker.allow():
+            raise BackendUnavailable
+        try:
+            timeout = self.backend.op_timeout if bounded else None
+            if timeout is None:
+                result = await op(*args)
+            else:
+                async with asyncio.timeout(timeout):
+                    result = await op(*args)
+        except BACKEND_ERRORS as e:
+            self.breaker.record_failure(str(e) or type(e).__name__)
+            raise BackendUnavailable from e
+        self.breaker.record_success()
+        return result
+
+    # --- entries -------------------------------------------------------------------------------
+
+    def _hit(self, entry: StoredEntry) -> CacheHit:
+        return CacheHit(entry.completion, max(0.0, self._now() - entry.stored_at))
+
+    async def lookup(self, key: str, max_age: float | None = None) -> tuple[CacheHit | None, CacheStatus]:
+        """One backend read. An entry older than `max_age` (client's Cache-Control) is a MISS."""
+        if not self.backend.enabled:
+            return None, "BYPASS"
+        try:
+            entry = await self._call(self.backend.get, key)
+        except BackendUnavailable:
+            self.errors += 1
+            return None, "ERROR"
+        if entry is not None:
+            hit = self._hit(entry)
+            if max_age is None or hit.age <= max_age:
+                self.hits += 1
+                self._unsent_hits += 1
+                return hit, "HIT"
+        self.misses += 1
+        self._unsent_misses += 1
+        return None, "MISS"
+
+    async def store(self, key: str, completion: Completion, ttl: int | None = None) -> bool:
+        """Keep a complete success for `ttl` seconds (default Settings.cache_ttl); False when
+        refused (not cacheable, cache disabled) or the backend failed."""
+        if not completion.cacheable or not self.backend.enabled:
+            return False
+        ttl = self.ttl if ttl is None else ttl
+        if ttl <= 0:
+            return False
+        try:
+            await self._call(self.backend.put, key, StoredEntry(completion, self._now()), ttl)
+        except BackendUnavailable:
+            return False
+        return True
+
+    async def delete(self, key: str) -> bool:
+        try:
+            return await self._call(self.backend.delete, key)
+        except BackendUnavailable:
+            return False
+
+    async def flush(self) -> int:
+        """Remove our cached entries (only ours: other users of a shared Redis keep theirs)."""
+        try:
+            return await self._call(self.backend.flush, bounded=False)
+        except BackendUnavailable:
+            return 0
+
+    # --- cross-process single-flight -----------------------------------------------------------
+
+    async def acquire_lease(self, key: str) -> str | None:
+        """A token if we should generate `key`; None if another proxy leads (or the entry
+        appeared meanwhile: `wait_for` then returns it at once). Backend down: we lead."""
+        token = secrets.token_hex(8)
+        try:
+            return token if await self._call(self.backend.acquire_lease, key, token, self.lease_ttl) else None
+        except BackendUnavailable:
+            return token
+
+    async def renew_lease(self, key: str, token: str) -> bool:
+        """Extend our lease (or re-take it if a restarted Redis forgot it). False only when
+        another proxy holds it now; a backend failure is not a loss (keep renewing)."""
+        try:
+            return await self._call(self.backend.renew_lease, key, token, self.lease_ttl)
+        except BackendUnavailable:
+            return True
+
+    async def release_lease(self, key: str, token: str) -> None:
+        """Give up the lease (after storing, or after failing: waiters then take over at once)."""
+        try:
+            await self._call(self.backend.release_lease, key, token)
+        except BackendUnavailable:
+            pass  # it expires by itself
+
+    async def wait_for(self, key: str, timeout: float) -> CacheHit | None | Literal["takeover"]:
+        """Follow another proxy's generation of `key`: its entry when it appears; "takeover"
+        when the leader vanished (lease gone, no entry) or the backend failed; None when
+        `timeout` passed. After "takeover" call acquire_lease again: one follower wins, the
+        others wait again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self.backend.watch(key) as woken:
+            while True:
+                woken.clear()  # before the check: a wake-up during it is not lost
+                try:
+                    entry, leased = await self._call(self.backend.peek, key)
+                except BackendUnavailable:
+                    return "takeover"
+                if entry is not None:
+                    return self._hit(entry)
+                if not leased:
+                    return "takeover"
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                try:
+                    async with asyncio.timeout(min(remaining, self.poll_interval)):
+                        await woken.wait()
+                except TimeoutError:
+                    pass
+
+    # --- visibility ----------------------------------------------------------------------------
+
+    async def _send_stats(self) -> dict[str, int] | None:
+        """Add unsent counts to the team totals; return the totals (None: not shared or down)."""
+        hits, misses = self._unsent_hits, self._unsent_misses
+        self._unsent_hits = self._unsent_misses = 0
+        try:
+            return await self._call(self.backend.add_stats, hits, misses)
+        except BackendUnavailable:
+            self._unsent_hits += hits  # sent with the next tick
+            self._unsent_misses += misses
+            return None
+
+    async def _flush_stats_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.stats_flush_interval)
+            if self._unsent_hits or self._unsent_misses or self.state == "degraded":
+                await self._send_stats()
+
+    @property
+    def state(self) -> str:
+        """ok | degraded (the last call failed or the breaker is open) | disabled."""
+        if not self.backend.enabled:
+            return "disabled"
+        healthy = self.breaker.state is BreakerState.CLOSED and self.breaker.failures == 0
+        return "ok" if healthy else "degraded"
+
+    async def stats(self) -> dict:
+        """The /health "cache" object: this proxy's counts, and the team's when shared."""
+        try:
+            items, nbytes = await self._call(self.backend.counts, bounded=False)
+        except BackendUnavailable:
+            items = nbytes = None
+        team = await self._send_stats()
+        out: dict = {"hits": self.hits, "misses": self.misses, "total_requests": self.hits + self.misses,
+                     "hit_rate": hit_rate(self.hits, self.misses), "cached_items": items,
+                     "backend": self.backend.name, "state": self.state, "errors": self.errors}
+        if nbytes is not None:
+            out["bytes"] = nbytes
+        if team is not None:
+            t_hits, t_misses = team.get("hits", 0), team.get("misses", 0)
+            out["team"] = {"hits": t_hits, "misses": t_misses, "total_requests": t_hits + t_misses,
+                           "hit_rate": hit_rate(t_hits, t_misses)}
+        return out
