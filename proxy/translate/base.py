@@ -1,8 +1,9 @@
 """What every protocol renderer receives and provides."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ..completion import Event
 from ..errors import ProxyError
@@ -14,6 +15,9 @@ class ResponseContext:
     created: int  # unix seconds, fresh for every response
     model: str  # the model name shown to the client
     include_usage: bool = False  # chat: stream_options.include_usage
+    # The client's own request body, for protocols whose output echoes request settings
+    # (Responses repeats tools/tool_choice/...; Messages shows thinking only when it was asked for).
+    client_request: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 class StreamRenderer(Protocol):
