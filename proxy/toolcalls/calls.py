@@ -1,0 +1,253 @@
+"""What every format shares: the declared tools, argument decoding, schema-typed values.
+
+Formats turn text into `RawCall`s (a name and an arguments object); `accept_calls` is the one
+place that decides whether those become real tool calls: every name must be declared exactly,
+every arguments value must be an object that serializes to JSON. A block that fails is text.
+"""
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+RawCall = tuple[str, dict]
+
+# Model JSON is read leniently: raw newlines and tabs inside strings are common in code arguments.
+JSON_DECODER = json.JSONDecoder(strict=False)
+# raw_decode reports a truncated value's error within this many characters of the end
+# (the longest unfinished token it can stop in front of is a `\uXXX` escape or `fals`).
+_TRUNCATION_SLACK = 6
+
+COMPLETE, INCOMPLETE, INVALID = "complete", "incomplete", "invalid"
+
+
+def json_value_at(text: str, pos: int) -> tuple[str, Any, int]:
+    """Read one JSON value at `pos` (after whitespace): (COMPLETE, value, end) or (INCOMPLETE |
+    INVALID, None, pos). INCOMPLETE means more text could still complete it; it errs towards
+    INCOMPLETE, so callers only ever lose time, never a call, when it is wrong."""
+    n = len(text)
+    while pos < n and text[pos] in " \t\r\n":
+        pos += 1
+    if pos >= n:
+        return INCOMPLETE, None, pos
+    try:
+        value, end = JSON_DECODER.raw_decode(text, pos)
+    except json.JSONDecodeError as e:
+        if e.msg.startswith("Unterminated string") or e.pos >= n - _TRUNCATION_SLACK:
+            return INCOMPLETE, None, pos
+        return INVALID, None, pos
+    return COMPLETE, value, end
+
+
+@dataclass(frozen=True)
+class DeclaredTools:
+    """The request's `tools`, indexed by exact function name."""
+    functions: dict[str, dict]  # name -> JSON schema of its parameters ({} if none)
+
+    @classmethod
+    def from_openai(cls, tools: list[dict] | None) -> DeclaredTools | None:
+        functions: dict[str, dict] = {}
+        for tool in tools or ():
+            fn = tool.get("function") if isinstance(tool, dict) else None
+            if isinstance(fn, dict) and isinstance(fn.get("name"), str) and fn["name"]:
+                params = fn.get("parameters")
+                functions[fn["name"]] = params if isinstance(params, dict) else {}
+        return cls(functions) if functions else None
+
+    def declared(self, name: Any) -> bool:
+        return isinstance(name, str) and name in self.functions
+
+    def could_become_name(self, prefix: str) -> bool:
+        """True if `prefix` is the start of (or equal to) a declared name."""
+        return any(name.startswith(prefix) for name in self.functions)
+
+    def param_schema(self, name: str, param: str) -> dict | None:
+        props = self.functions.get(name, {}).get("properties")
+        schema = props.get(param) if isinstance(props, dict) else None
+        return schema if isinstance(schema, dict) else None
+
+
+def arguments_object(value: Any) -> dict | None:
+    """Arguments as an object: an object as is, a string holding one decoded ONCE, nothing
+    (absent/null) as {}. Anything else (a list, a string of a string) is not a call."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        if not value.strip():
+            return {}
+        try:
+            value = JSON_DECODER.decode(value)
+        except json.JSONDecodeError:
+            return None
+    return value if isinstance(value, dict) else None
+
+
+def calls_from_json(value: Any, *, require_arguments: bool = False) -> list[RawCall] | None:
+    """JSON tool-call shapes models write: {"name", "arguments"|"parameters"},
+    {"tool", "arguments"} (the original design), {"function": {...}} / OpenAI's
+    {"type": "function", "function": {...}}, Command R's {"tool_name", "parameters"};
+    or a non-empty list of them. `require_arguments` (marker-less formats): the arguments key
+    must be present, so a bare {"name": "Read"} in a reply is never a call."""
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        return None
+    calls: list[RawCall] = []
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        if isinstance(item.get("function"), dict):
+            item = item["function"]
+        name = item.get("name", item.get("tool", item.get("tool_name")))
+        keys = [k for k in ("arguments", "parameters") if k in item]
+        if require_arguments and not keys:
+            return None
+        if len(keys) > 1:
+            return None
+        args = arguments_object(item.get(keys[0]) if keys else None)
+        if not isinstance(name, str) or args is None:
+            return None
+        calls.append((name, args))
+    return calls
+
+
+def _schema_types(schema: dict | None) -> set[str]:
+    if not schema:
+        return set()
+    types: set[str] = set()
+    t = schema.get("type")
+    if isinstance(t, str):
+        types.add(t)
+    elif isinstance(t, list):
+        types.update(x for x in t if isinstance(x, str))
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in schema.get(key) or ():
+            if isinstance(sub, dict):
+                types |= _schema_types(sub)
+    if not types and "enum" in schema:
+        types.add("string")
+    return types
+
+
+def _as_integer(raw: str) -> Any:
+    return int(raw.strip())
+
+
+def _as_number(raw: str) -> Any:
+    value = float(raw.strip())
+    return int(value) if value.is_integer() and "." not in raw and "e" not in raw.lower() else value
+
+
+def _as_boolean(raw: str) -> Any:
+    word = raw.strip().lower()
+    if word in ("true", "false"):
+        return word == "true"
+    raise ValueError(raw)
+
+
+def _as_container(raw: str) -> Any:
+    try:
+        value = JSON_DECODER.decode(raw.strip())
+    except json.JSONDecodeError:
+        value = ast.literal_eval(raw.strip())  # models sometimes write Python literals
+    if not isinstance(value, (dict, list)):
+        raise ValueError(raw)
+    return value
+
+
+# Tried in this order; the first that converts the text wins, and text stays a string otherwise.
+_CONVERTERS = (("integer", _as_integer), ("number", _as_number), ("boolean", _as_boolean),
+               ("object", _as_container), ("array", _as_container))
+
+
+def typed_value(raw: str, schema: dict | None) -> Any:
+    """An XML-like format's parameter text as the JSON value its schema declares. A declared
+    string (or an undeclared parameter) is kept byte for byte; a value that does not convert
+    stays the string the model wrote (the client's validation reports it, we do not drop it)."""
+    types = _schema_types(schema)
+    if "null" in types and raw.strip() == "null":
+        return None
+    if not types or types == {"string"} or types == {"string", "null"}:
+        return raw
+    for type_name, convert in _CONVERTERS:
+        if type_name in types:
+            try:
+                return convert(raw)
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                continue
+    return raw
+
+
+def accept_calls(raw: list[RawCall] | None, tools: DeclaredTools) -> list[tuple[str, str]] | None:
+    """(name, arguments JSON text) for every call, or None if any is not a declared tool with an
+    object of arguments: a block is taken whole or left as text, never half."""
+    if not raw:
+        return None
+    out = []
+    for name, args in raw:
+        if not tools.declared(name) or not isinstance(args, dict):
+            return None
+        try:
+            out.append((name, orjson.dumps(args).decode()))
+        except (TypeError, orjson.JSONEncodeError):
+            try:
+                out.append((name, json.dumps(args, ensure_ascii=False, allow_nan=False)))
+            except (TypeError, ValueError):
+                return None
+    return out
+
+
+def skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def measure_json_sequence(body: str, final: bool, separator: str | None = None) -> int | None:
+    """`measure` for formats whose call is one JSON value, or values joined by `separator`
+    (Llama's `;`): the length up to the last complete value (-1: none, None: cannot tell yet)."""
+    end: int | None = None
+    pos = 0
+    while True:
+        status, _, value_end = json_value_at(body, pos)
+        if status == INVALID or (status == INCOMPLETE and final):
+            return -1 if end is None else end
+        if status == INCOMPLETE:
+            return None
+        end = value_end
+        if separator is None:
+            return end
+        nxt = skip_ws(body, end)
+        if nxt == len(body):
+            return end if final else None
+        if body[nxt] != separator:
+            return end
+        pos = nxt + 1
+
+
+def json_sequence_calls(body: str, separator: str | None = None) -> list[RawCall] | None:
+    """The calls in a body `measure_json_sequence` measured (nothing else may be in it)."""
+    calls: list[RawCall] = []
+    pos = 0
+    while True:
+        status, value, end = json_value_at(body, pos)
+        found = calls_from_json(value) if status == COMPLETE else None
+        if found is None:
+            return None
+        calls += found
+        nxt = skip_ws(body, end)
+        if nxt == len(body):
+            return calls
+        if separator is None or body[nxt] != separator:
+            return None
+        pos = nxt + 1
+
+
+def one_json_body_calls(body: str, *, require_arguments: bool = False) -> list[RawCall] | None:
+    """A body that is exactly one JSON value (whitespace around it allowed) holding calls."""
+    status, value, end = json_value_at(body, 0)
+    if status != COMPLETE or body[end:].strip():
+        return None
+    return calls_from_json(value, require_arguments=require_arguments)

@@ -1,0 +1,377 @@
+"""The one incremental tool-call scanner: text in, `TextDelta`/`ToolCallDelta` events out.
+
+Pure (no I/O) and format-agnostic: formats plug in through `registry`. It walks the text once,
+in one of four modes:
+
+- text:  prose, passed on at once except the shortest suffix that could still become a marker
+         (or, at a line start, a tail call);
+- zone:  reasoning (`<think>`...), a code fence, inline code: passed on, never scanned;
+- block: a marker format's call, held until its end (or `measure`) decides: calls, or text;
+- tail:  a marker-less call candidate at a line start, held until the message ends (a call
+         only if nothing but whitespace follows it) or a tail format says it cannot be one.
+
+Why this gives the same result under any chunking: every decision depends only on the text
+already seen and is one that more text could not change (a held candidate is rejected only
+when the format says no text could complete it, a bound is a length of the text itself), and
+when a hold is given up the held text is scanned again from its start as prose.
+
+Text around calls: whitespace directly before a call, between calls and after the last call is
+dropped (it is glue, not content); everything else is passed on byte for byte. Content that
+was sent is never taken back, and an empty text delta is never produced.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+
+from ..completion import Event, TextDelta, ToolCall, ToolCallDelta
+from .calls import DeclaredTools, accept_calls
+from .registry import MARKER_FORMATS, REASONING_ZONES, TAIL_FORMATS
+
+# The longest text held back while a call is undecided (characters). A whole-file Write of a
+# large file is a single call, so this is generous; past it the held text is passed on as text.
+MAX_HELD_CHARS = 1 << 20
+
+_TEXT, _ZONE, _BLOCK, _TAIL = "text", "zone", "block", "tail"
+_REASONING, _INLINE, _FENCE = "reasoning", "inline", "fence"
+_INLINE_STOP = re.compile(r"\n|`+")
+_FENCE_CLOSE = re.compile(r"[ \t]*(`*)")
+_INDENT = re.compile(r"[ \t]*")
+
+
+def new_call_id() -> str:
+    return "call_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Marker formats that open with the same START (and so close with the same END)."""
+    start: str
+    end: str | None
+    formats: tuple[ModuleType, ...]
+
+
+def _groups() -> dict[str, _Group]:
+    by_start: dict[str, list[ModuleType]] = {}
+    for fmt in MARKER_FORMATS:
+        by_start.setdefault(fmt.START, []).append(fmt)
+    groups = {}
+    for start, fmts in by_start.items():
+        if len({f.END for f in fmts}) != 1 or (fmts[0].END is None and len(fmts) > 1):
+            raise ValueError(f"formats opening with {start!r} disagree on how the call ends")
+        groups[start] = _Group(start, fmts[0].END, tuple(fmts))
+    return groups
+
+
+GROUPS = _groups()
+_ZONE_ENDS = dict(REASONING_ZONES)
+_TRIGGER_TEXTS = sorted([*GROUPS, *_ZONE_ENDS], key=len, reverse=True)
+_TRIGGERS = re.compile("|".join([*map(re.escape, _TRIGGER_TEXTS), "\n", "`"]))
+_TRIGGER_PREFIXES = frozenset(t[:k] for t in _TRIGGER_TEXTS for k in range(1, len(t)))
+_LONGEST_TRIGGER = max(map(len, _TRIGGER_TEXTS))
+
+
+def _partial_suffix(text: str, start: int, prefixes: frozenset[str], longest: int) -> int:
+    """Length of the longest suffix of text[start:] that could be the start of a trigger."""
+    for k in range(min(longest - 1, len(text) - start), 0, -1):
+        if text[-k:] in prefixes:
+            return k
+    return 0
+
+
+def _guarded(fn: Callable, *args):
+    """Formats are pure parsers of model output; one that trips on odd text must not fail the
+    response (fail open: the text stays content)."""
+    try:
+        return fn(*args)
+    except Exception:  # noqa: BLE001 - deliberately broad, see docstring
+        return None
+
+
+class _Output:
+    """Collects events and applies the whitespace rule around calls."""
+
+    def __init__(self, max_ws: int) -> None:
+        self.events: list[Event] = []
+        self._ws = ""  # trailing whitespace held back: dropped if a call follows
+        self._ws_spilled = False  # a whitespace run outgrew the bound: pass the rest of it on
+        self._after_call = False
+        self._max_ws = max_ws
+
+    def text(self, s: str) -> None:
+        if self._after_call:
+            s = s.lstrip()
+            if not s:
+                return
+            self._after_call = False
+        body = s.rstrip()
+        if body:
+            self.events.append(TextDelta(self._ws + body))
+            self._ws, self._ws_spilled = "", False
+        ws = s[len(body):]
+        if not ws:
+            return
+        if self._ws_spilled:
+            self.events.append(TextDelta(ws))
+            return
+        self._ws += ws
+        if len(self._ws) > self._max_ws:
+            self.events.append(TextDelta(self._ws))
+            self._ws, self._ws_spilled = "", True
+
+    def call(self, delta: ToolCallDelta) -> None:
+        self._ws, self._ws_spilled, self._after_call = "", False, True
+        self.events.append(delta)
+
+    def finish(self) -> None:
+        if self._ws:
+            self.events.append(TextDelta(self._ws))
+            self._ws = ""
+
+    def drain(self) -> list[Event]:
+        events, self.events = self.events, []
+        return events
+
+
+class ToolCallScanner:
+    """Feed upstream text as it arrives; get prose and whole tool calls back, in order."""
+
+    def __init__(self, tools: list[dict] | None, new_id: Callable[[], str] = new_call_id,
+                 max_held_chars: int = MAX_HELD_CHARS) -> None:
+        self._tools = DeclaredTools.from_openai(tools)
+        self._new_id = new_id
+        self._max = max_held_chars
+        self._out = _Output(max_held_chars)
+        self._buf = ""
+        self._i = 0  # self._buf[:self._i] is decided
+        self._mode = _TEXT
+        self._bol = True  # self._i is at a line start (only indentation before it)
+        self._tail_tried = False  # the tail formats already said no at this line start
+        self._zone = ""  # _REASONING | _INLINE | _FENCE
+        self._zone_end = ""  # closing text of a reasoning zone
+        self._ticks = 0  # backtick count of the open inline code span or fence
+        self._group: _Group | None = None
+        self._start = 0  # where the held block or tail candidate starts in self._buf
+        self._searched = 0  # a block's END is not in self._buf before this index
+        self._next_check = 0  # held length at which to ask the formats again
+        self._final_reason = ""
+        self.calls = 0
+
+    # --- public ------------------------------------------------------------------------------
+
+    def feed(self, text: str) -> list[Event]:
+        if self._tools is None:
+            return [TextDelta(text)] if text else []
+        if text:
+            self._buf += text
+            self._run(final=False)
+        return self._out.drain()
+
+    def finish(self, finish_reason: str) -> tuple[list[Event], str]:
+        """Decide everything still held; the finish reason becomes `tool_calls` when calls were
+        found in a message that ended normally (`stop`); `length` and others stay."""
+        if self._tools is None:
+            return [], finish_reason
+        self._final_reason = finish_reason
+        self._run(final=True)
+        self._out.finish()
+        reason = "tool_calls" if finish_reason == "stop" and self.calls else finish_reason
+        return self._out.drain(), reason
+
+    # --- the walk ----------------------------------------------------------------------------
+
+    def _run(self, final: bool) -> None:
+        step = {_TEXT: self._text, _ZONE: self._in_zone, _BLOCK: self._block, _TAIL: self._tail}
+        while step[self._mode](final):
+            pass
+        keep = self._start if self._mode in (_BLOCK, _TAIL) else self._i
+        if keep:
+            self._buf = self._buf[keep:]
+            self._searched -= keep
+            self._start -= keep
+            self._i -= keep
+
+    def _emit(self, upto: int) -> None:
+        if upto > self._i:
+            self._out.text(self._buf[self._i:upto])
+            self._i = upto
+
+    def _text(self, final: bool) -> bool:
+        buf = self._buf
+        if self._bol and not self._tail_tried:
+            self._emit(_INDENT.match(buf, self._i).end())
+            if self._i == len(buf):
+                return False
+            self._tail_tried = True
+            candidate = buf[self._i:]
+            if any(_guarded(fmt.viable, candidate, self._tools) for fmt in TAIL_FORMATS):
+                self._mode, self._start = _TAIL, self._i
+                self._next_check = len(candidate) + max(16, len(candidate) // 4)
+                return True
+        m = _TRIGGERS.search(buf, self._i)
+        if m is None:
+            hold = 0 if final else _partial_suffix(buf, self._i, _TRIGGER_PREFIXES, _LONGEST_TRIGGER)
+            self._emit_prose(len(buf) - hold)
+            return False
+        self._emit_prose(m.start())
+        token = m.group()
+        if token == "\n":
+            self._emit(m.end())
+            self._bol, self._tail_tried = True, False
+            return True
+        if token == "`":
+            return self._open_code(final)
+        if token in _ZONE_ENDS:
+            self._emit(m.end())
+            self._mode, self._zone, self._zone_end, self._bol = _ZONE, _REASONING, _ZONE_ENDS[token], False
+            return True
+        self._mode, self._group, self._start = _BLOCK, GROUPS[token], m.start()
+        self._searched, self._next_check = m.end(), 0
+        return True
+
+    def _emit_prose(self, upto: int) -> None:
+        if upto > self._i:
+            if self._buf[self._i:upto].strip(" \t"):
+                self._bol = False
+            self._emit(upto)
+
+    def _open_code(self, final: bool) -> bool:
+        run_end = self._i
+        while run_end < len(self._buf) and self._buf[run_end] == "`":
+            run_end += 1
+        if run_end == len(self._buf) and not final:
+            return False  # the run may still grow: its length decides inline code or fence
+        self._ticks = run_end - self._i
+        self._mode, self._zone = _ZONE, (_FENCE if self._bol and self._ticks >= 3 else _INLINE)
+        self._emit(run_end)
+        self._bol = False
+        return True
+
+    def _in_zone(self, final: bool) -> bool:
+        buf = self._buf
+        if self._zone == _REASONING:
+            k = buf.find(self._zone_end, self._i)
+            if k >= 0:
+                self._emit(k + len(self._zone_end))
+                self._mode = _TEXT
+                return True
+            end = self._zone_end
+            hold = 0 if final else _partial_suffix(buf, self._i, frozenset(end[:j] for j in range(1, len(end))), len(end))
+            self._emit(len(buf) - hold)
+            return False
+        if self._zone == _INLINE:
+            m = _INLINE_STOP.search(buf, self._i)
+            if m is None:
+                self._emit(len(buf))
+                return False
+            self._emit(m.start())
+            if m.group() == "\n":  # an unclosed span ends with its line
+                self._mode = _TEXT
+                return True
+            if m.end() == len(buf) and not final:
+                return False
+            self._emit(m.end())
+            if len(m.group()) == self._ticks:
+                self._mode = _TEXT
+            return True
+        return self._in_fence(final)
+
+    def _in_fence(self, final: bool) -> bool:
+        buf = self._buf
+        if self._bol:
+            m = _FENCE_CLOSE.match(buf, self._i)
+            if m.end() == len(buf) and not final:
+                return False
+            if len(m.group(1)) >= self._ticks:
+                self._emit(m.end())
+                self._mode, self._bol = _TEXT, False
+                return True
+            self._bol = False
+        k = buf.find("\n", self._i)
+        if k < 0:
+            self._emit(len(buf))
+            return False
+        self._emit(k + 1)
+        self._bol = True
+        return True
+
+    def _block(self, final: bool) -> bool:
+        group, buf = self._group, self._buf
+        body_at = self._start + len(group.start)
+        if group.end is not None:
+            k = buf.find(group.end, max(self._searched, body_at))
+            if k >= 0:
+                if k - body_at > self._max:
+                    return self._reject_block()
+                return self._settle(buf[body_at:k], k + len(group.end))
+            self._searched = max(body_at, len(buf) - len(group.end) + 1)
+            if len(buf) - body_at > self._max:
+                return self._reject_block()
+            if final:
+                # A model may stop (EOS) instead of writing the closing tag; a cut one may not.
+                if self._final_reason == "stop":
+                    return self._settle(buf[body_at:], len(buf))
+                return self._reject_block()
+            return False
+        held = len(buf) - body_at
+        if not final and held < self._next_check:
+            return False
+        self._next_check = held + max(16, held // 4)
+        n = _guarded(group.formats[0].measure, buf[body_at:], final)
+        if n is None and not final and held <= self._max:
+            return False
+        if n is None or n < 0 or n > self._max:
+            return self._reject_block()
+        return self._settle(buf[body_at:body_at + n], body_at + n)
+
+    def _settle(self, body: str, end: int) -> bool:
+        for fmt in self._group.formats:
+            calls = accept_calls(_guarded(fmt.parse, body, self._tools), self._tools)
+            if calls:
+                self._emit_calls(calls)
+                self._i, self._mode, self._bol = end, _TEXT, False
+                return True
+        return self._reject_block()
+
+    def _reject_block(self) -> bool:
+        """The opening marker is text; scanning resumes right after it (a later real call in
+        what was held is still found)."""
+        self._i, self._mode, self._bol = self._start, _TEXT, False
+        self._emit(self._start + len(self._group.start))
+        return True
+
+    def _tail(self, final: bool) -> bool:
+        candidate_len = len(self._buf) - self._start
+        if candidate_len > self._max:
+            return self._reject_tail()
+        if final:
+            if self._final_reason != "stop":
+                return self._reject_tail()  # a cut message has no known tail
+            candidate = self._buf[self._start:].rstrip()
+            for fmt in TAIL_FORMATS:
+                calls = accept_calls(_guarded(fmt.parse, candidate, self._tools), self._tools)
+                if calls:
+                    self._emit_calls(calls)
+                    self._i = len(self._buf)
+                    self._mode = _TEXT
+                    return False
+            return self._reject_tail()
+        if candidate_len < self._next_check:
+            return False
+        self._next_check = candidate_len + max(16, candidate_len // 4)
+        candidate = self._buf[self._start:]
+        if any(_guarded(fmt.viable, candidate, self._tools) for fmt in TAIL_FORMATS):
+            return False
+        return self._reject_tail()
+
+    def _reject_tail(self) -> bool:
+        self._i, self._mode, self._bol, self._tail_tried = self._start, _TEXT, True, True
+        return True
+
+    def _emit_calls(self, calls: list[tuple[str, str]]) -> None:
+        for name, arguments in calls:
+            self._out.call(ToolCallDelta(self.calls, ToolCall(self._new_id(), name, arguments)))
+            self.calls += 1
