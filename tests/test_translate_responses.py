@@ -48,7 +48,7 @@ def test_fixture_turn2_translates_to_the_chat_conversation() -> None:
     assert out2["role"] == "tool" and out2["content"].startswith("<tool_use_error>")
     assert {k: v for k, v in chat.items() if k not in ("messages", "tools")} == {
         "model": "fake-model", "temperature": 1, "max_completion_tokens": 32000, "tool_choice": "auto",
-        "stream": True, "stream_options": {"include_usage": True}}
+        "stream": True}
     assert [t["function"]["name"] for t in chat["tools"]] == [t["name"] for t in TURN2["tools"]]
 
 

@@ -62,9 +62,7 @@ def to_chat(body: dict) -> dict:
     if body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
     if body.get("stream"):
-        # Responses streams always end with usage, so the upstream must report it.
         chat["stream"] = True
-        chat["stream_options"] = {"include_usage": True}
     return chat
 
 
