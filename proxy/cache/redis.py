@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from proxy.cache.backend import LEASE_SUFFIX, Waiters
 from proxy.cache.entry import EntryDecodeError, StoredEntry, decode_entry, encode_entry
@@ -67,9 +68,14 @@ class RedisBackend:
         self.op_timeout = op_timeout
         self.prefix = prefix
         self.compress_min_bytes = compress_min_bytes
+        # No retries (redis-py retries 10 times by default): the facade fails open instead.
+        # Maintenance notifications (a Redis Enterprise feature, "auto" by default) make the
+        # pool skip its check for connections the server closed, so after a Redis restart the
+        # first command on each pooled connection would fail; off, they are reconnected.
         self._client = aioredis.Redis.from_url(
             url, socket_timeout=op_timeout, socket_connect_timeout=op_timeout,
-            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+            retry=Retry(NoBackoff(), 0), health_check_interval=0,
+            maint_notifications_config=MaintNotificationsConfig(enabled=False))
         self._index = prefix + "index"
         self._stats = prefix + "stats"
         self._channel = prefix + "notify"
