@@ -13,7 +13,7 @@ from .config import Settings
 from .errors import ProxyError
 from .routes import admin, openai, passthrough
 from .routes.serve import error_response
-from .routes.state import STATE_KEY, AppState
+from .routes.state import CACHE_STATUS_KEY, STATE_KEY, AppState
 from .upstream_status import UpstreamStatus
 
 log = logging.getLogger("mlx_proxy")
@@ -36,8 +36,9 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return await handler(request)
     except ProxyError as e:
         return error_response(e, _error_body(request, e))
-    except web.HTTPRequestEntityTooLarge as e:
-        err = ProxyError("request_too_large", f"request body exceeds the limit of {e.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[STATE_KEY].settings.max_body_bytes
+        err = ProxyError("request_too_large", f"request body exceeds the limit of {limit} bytes")
         return error_response(err, _error_body(request, err))
     except web.HTTPException as e:
         if e.status < 400:
@@ -79,7 +80,7 @@ class InFlight:
             if self.count == 0:
                 self.idle.set()
             access_log.info("%s %s %s cache=%s %.1fms id=%s", request.method, request.path, status or "-",
-                            request.get("cache_status", "-"), (time.monotonic() - start) * 1000, request_id)
+                            request.get(CACHE_STATUS_KEY, "-"), (time.monotonic() - start) * 1000, request_id)
 
 
 def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flight: InFlight | None = None) -> web.Application:

@@ -6,13 +6,11 @@ lifetime and `X-Cache-Namespace: name` keeps a team's or a project's entries apa
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .cache.keys import check_namespace
 from .errors import invalid
-
-_NAMESPACE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # goes into Redis key names: keep it tame
 
 
 @dataclass(frozen=True)
@@ -52,6 +50,6 @@ def parse_cache_control(headers: Mapping[str, str]) -> CacheControl:
         if ttl <= 0:
             raise invalid(f"X-Cache-TTL must be a positive integer, got {raw_ttl!r}", "X-Cache-TTL")
     namespace = headers.get("X-Cache-Namespace", "")
-    if namespace and not _NAMESPACE.match(namespace):
-        raise invalid("X-Cache-Namespace must be 1-64 of A-Z a-z 0-9 _ . -", "X-Cache-Namespace")
+    if namespace:
+        check_namespace(namespace)
     return CacheControl(read=read, write=write, max_age=max_age, ttl=ttl, namespace=namespace)

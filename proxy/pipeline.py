@@ -87,7 +87,7 @@ class Pipeline:
             if hit is not None:
                 return Ticket(status, hit=hit)
         else:
-            status = cc.status_without_read
+            status = cc.status_without_read if self.cache.backend.enabled else "BYPASS"
         flight = self.flights.get(key)
         if flight is not None and not flight.done:
             flight.followers += 1

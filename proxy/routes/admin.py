@@ -44,7 +44,7 @@ async def health(request: web.Request) -> web.Response:
         "cache": cache,
         "queue": state.admission.to_json(),
         "generations": state.pipeline.to_json(),
-        "rules": state.normalize_config.rules_json(),
+        "rules": state.normalize_config.volatile_rules.to_json(),
     })
 
 

@@ -21,7 +21,7 @@ from ..errors import ProxyError
 from ..sse import encode_comment
 from ..translate.base import ResponseContext, StreamRenderer
 from ..upstream import Comment
-from .state import AppState, STATE_KEY
+from .state import CACHE_STATUS_KEY, STATE_KEY, AppState
 
 _KEEPALIVE = object()
 
@@ -57,7 +57,7 @@ async def serve_generation(request: web.Request, protocol: Protocol, body: dict)
     headers = {"X-Cache-Status": ticket.status, "X-Cache-Key": key}
     if ticket.age is not None:
         headers["Age"] = str(int(ticket.age))
-    request["cache_status"] = ticket.status
+    request[CACHE_STATUS_KEY] = ticket.status
     ctx = ResponseContext(response_id=protocol.id_prefix + secrets.token_hex(12), created=int(time.time()),
                           model=state.settings.served_model, include_usage=creq.include_usage)
     try:

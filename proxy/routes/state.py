@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..admission import Admission, Classifier
-from ..cache.keys import cache_key, model_identity
+from ..cache.keys import cache_key
 from ..cache.store import ResponseCache
 from ..cache_control import CacheControl, parse_cache_control
 from ..config import Settings
@@ -30,7 +30,6 @@ class AppState:
     admission: Admission
     pipeline: Pipeline
     normalize_config: NormalizeConfig
-    identity: str
 
     @classmethod
     def build(cls, settings: Settings, status: UpstreamStatus) -> AppState:
@@ -40,14 +39,16 @@ class AppState:
         classifier = Classifier.build(settings.background_patterns, settings.background_max_tokens)
         pipeline = Pipeline(settings, upstream, cache, admission, classifier, status)
         return cls(settings, status, upstream, cache, admission, pipeline,
-                   NormalizeConfig.from_settings(settings),
-                   model_identity(settings.served_model, settings.model_fingerprint))
+                   NormalizeConfig.from_settings(settings))
 
     def prepare(self, chat_body: dict, headers: Mapping[str, str]) -> tuple[ChatRequest, str, CacheControl]:
         """Normalize, read the cache controls, compute the key: once per request."""
         creq = normalize_chat(chat_body, self.normalize_config)
+        if creq.rules_fired:
+            self.normalize_config.volatile_rules.count(creq.rules_fired)
         cc = parse_cache_control(headers)
-        return creq, cache_key(CHAT_ENDPOINT, self.identity, creq.key_material, cc.namespace), cc
+        return creq, cache_key(CHAT_ENDPOINT, self.normalize_config.model_identity, creq.key_material,
+                               cc.namespace), cc
 
     async def start(self) -> None:
         await self.cache.start()
@@ -59,3 +60,5 @@ class AppState:
 
 
 STATE_KEY = web.AppKey("state", AppState)
+# The X-Cache-Status a request got, for the access log.
+CACHE_STATUS_KEY = web.RequestKey("cache_status", str)

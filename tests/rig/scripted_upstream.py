@@ -71,7 +71,7 @@ class ScriptedUpstream:
     async def _start(self) -> None:
         app = web.Application(client_max_size=1 << 30)
         app.router.add_post("/v1/chat/completions", self._chat)
-        app.router.add_get("/health", lambda r: web.json_response({"status": "ok"}))
+        app.router.add_get("/health", self._health)
         app.router.add_route("*", "/{tail:.*}", self._echo)
         self._runner = web.AppRunner(app, handler_cancellation=True)
         await self._runner.setup()
@@ -80,6 +80,9 @@ class ScriptedUpstream:
     def close(self) -> None:
         if self._runner is not None:
             self._lt.run(self._runner.cleanup())
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
 
     async def _echo(self, request: web.Request) -> web.Response:
         body = await request.read()
