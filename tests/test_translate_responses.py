@@ -124,6 +124,13 @@ def test_unsupported_or_malformed_requests_are_400_naming_the_field(body: dict, 
     assert (err.value.code, err.value.param, err.value.status) == (code, param, 400)
 
 
+def test_item_reference_is_refused_with_the_way_out() -> None:
+    """The Vercel AI SDK sends item_reference instead of an item it stored, when `store` is on."""
+    with pytest.raises(ProxyError) as err:
+        to_chat({"input": [{"type": "item_reference", "id": "msg_1"}]})
+    assert "store: false" in err.value.message
+
+
 # --- JSON rendering ------------------------------------------------------------------------------
 
 def test_render_json_text_and_calls_parse_as_sdk_response() -> None:

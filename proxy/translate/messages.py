@@ -188,9 +188,9 @@ def _tools(raw: Any) -> list[dict]:
         if not isinstance(tool.get("name"), str):
             raise invalid(f"`tools[{i}].name` must be a string", f"tools[{i}].name")
         fn: dict = {"name": tool["name"]}
-        if "description" in tool:
+        if tool.get("description") is not None:
             fn["description"] = tool["description"]
-        if "input_schema" in tool:
+        if tool.get("input_schema") is not None:
             fn["parameters"] = tool["input_schema"]
         out.append({"type": "function", "function": fn})
     return out

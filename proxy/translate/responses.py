@@ -30,6 +30,10 @@ REFUSED_FIELDS: dict[str, str] = {
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 # Content part types that carry plain text.
 TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
+# Why some input items cannot be served (the Vercel AI SDK sends item_reference when `store` is on).
+UNSUPPORTED_ITEM_HINTS = {
+    "item_reference": "this proxy keeps no stored items: send the items themselves, e.g. with store: false",
+}
 # Chat's own tool_choice strings, which Responses shares.
 TOOL_CHOICE_STRINGS = frozenset({"auto", "none", "required"})
 
@@ -91,8 +95,9 @@ def _input_messages(raw: Any) -> list[dict]:
         kind = item.get("type", "message")
         handler = ITEM_HANDLERS.get(kind)
         if handler is None:
-            raise ProxyError("unsupported_content", f"input item type `{kind}` is not supported "
-                             "(supported: message, function_call, function_call_output)", param=f"{path}.type")
+            hint = UNSUPPORTED_ITEM_HINTS.get(kind, "supported: message, function_call, function_call_output")
+            raise ProxyError("unsupported_content", f"input item type `{kind}` is not supported ({hint})",
+                             param=f"{path}.type")
         handler(item, path, out)
     return out
 
@@ -168,7 +173,7 @@ def _tools(raw: Any) -> list[dict]:
                              "`function` tools can run against a local model", param=f"tools[{i}].type")
         if not isinstance(tool.get("name"), str):
             raise invalid(f"`tools[{i}].name` must be a string", f"tools[{i}].name")
-        fn = {k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool}
+        fn = {k: tool[k] for k in ("name", "description", "parameters", "strict") if tool.get(k) is not None}
         out.append({"type": "function", "function": fn})
     return out
 

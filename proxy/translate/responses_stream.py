@@ -149,7 +149,6 @@ class ResponsesStreamRenderer:
                            item=function_call_item(fc_id, ev.call, "in_progress"))]
         if ev.call.arguments:
             out.append(self._event("response.function_call_arguments.delta", **where, delta=ev.call.arguments))
-        out.append(self._event("response.function_call_arguments.done", **where, name=ev.call.name,
-                               arguments=ev.call.arguments))
+        out.append(self._event("response.function_call_arguments.done", **where, arguments=ev.call.arguments))
         self._done_items.append(done)
         return out + [self._event("response.output_item.done", output_index=index, item=done)]
