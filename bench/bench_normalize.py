@@ -22,7 +22,8 @@ from proxy.cache.keys import cache_key
 from proxy.config import Settings
 from proxy.normalize import NormalizeConfig, normalize_chat, parse_body
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "anyclaude-chat-completions-turn1.json"
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURE = FIXTURES / "anyclaude-chat-completions-turn1.json"
 BILLING = "x-anthropic-billing-header: cc_version=2.0.14; cc_entrypoint=cli; cch=4f2a9;\n"
 TARGETS_MS = {"100 KB": 0.5, "1 MB": 5.0}
 SIZES = {"100 KB": 100_000, "1 MB": 1_000_000}
@@ -36,9 +37,10 @@ def agent_body(size: int) -> bytes:
     while len(orjson.dumps(body)) < size:
         turn += 1
         call_id = f"call_{turn}"
+        arguments = orjson.dumps({"file_path": f"/src/module_{turn}.py"}).decode()
         body["messages"] += [
-            {"role": "assistant", "content": "", "tool_calls": [{"id": call_id, "type": "function", "function": {
-                "name": "Read", "arguments": orjson.dumps({"file_path": f"/src/module_{turn}.py"}).decode()}}]},
+            {"role": "assistant", "content": "", "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": "Read", "arguments": arguments}}]},
             {"role": "tool", "tool_call_id": call_id,
              "content": "".join(f"{n:>6}\tdef handler_{turn}_{n}(request): return request.json()  # é\n"
                                 for n in range(30))},
@@ -67,7 +69,8 @@ def main() -> None:
     cfg = NormalizeConfig.from_settings(Settings())
     endpoint = "/v1/chat/completions"
 
-    print(f"{'body':>8} {'bytes':>9} {'msgs':>5} | {'step':<30} {'median ms':>10} {'p90 ms':>8} {'target':>7}")
+    row = "{:>8} {:>9} {:>5} | {:<30} {:>10} {:>8} {:>7}"
+    print(row.format("body", "bytes", "msgs", "step", "median ms", "p90 ms", "target"))
     for label, size in SIZES.items():
         raw = agent_body(size)
         parsed = parse_body(raw)
@@ -83,7 +86,8 @@ def main() -> None:
         for step, fn in steps.items():
             median, p90 = time_ms(fn, args.repeat)
             target = f"{TARGETS_MS[label]:.1f}" if step.startswith("total") else ""
-            print(f"{label:>8} {len(raw):>9} {len(parsed['messages']):>5} | {step:<30} {median:>10.3f} {p90:>8.3f} {target:>7}")
+            print(row.format(label, len(raw), len(parsed["messages"]), step, f"{median:.3f}", f"{p90:.3f}",
+                             target))
 
 
 if __name__ == "__main__":

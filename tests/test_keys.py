@@ -29,8 +29,10 @@ def test_key_is_sha256_of_the_documented_document():
 
 
 def test_canonical_json_sorts_keys_only_and_writes_escapes_and_floats_one_way():
-    assert canonical_json(orjson.loads(b'{"b": [3, 1, 2], "a": "\\u00e9\\/"}')) == '{"a":"é/","b":[3,1,2]}'.encode()
-    assert canonical_json(orjson.loads(b'{"x": 1e2, "y": 0.1, "z": 1.0E-7}')) == b'{"x":100.0,"y":0.1,"z":1e-7}'
+    escaped = orjson.loads(b'{"b": [3, 1, 2], "a": "\\u00e9\\/"}')
+    assert canonical_json(escaped) == '{"a":"é/","b":[3,1,2]}'.encode()
+    floats = orjson.loads(b'{"x": 1e2, "y": 0.1, "z": 1.0E-7}')
+    assert canonical_json(floats) == b'{"x":100.0,"y":0.1,"z":1e-7}'
     nested = {"z": {"b": 1, "a": 2}, "a": [{"d": 0, "c": 1}]}
     assert canonical_json(nested) == b'{"a":[{"c":1,"d":0}],"z":{"a":2,"b":1}}'
 

@@ -24,7 +24,8 @@ def base_body() -> dict:
     body["messages"][0]["content"] = BILLING + body["messages"][0]["content"]
     body["messages"] += [
         {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "Read", "arguments": '{"file_path":"notes.txt"}'}}]},
+            {"id": "call_1", "type": "function",
+             "function": {"name": "Read", "arguments": '{"file_path":"notes.txt"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "le mot secret est « café » ✓"},
         {"role": "user", "content": "Et maintenant, résume."},
     ]

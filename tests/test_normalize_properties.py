@@ -15,34 +15,25 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from proxy.cache.keys import cache_key
 from proxy.errors import ProxyError
 from proxy.normalize import normalize_chat, normalize_completions, parse_body
-from tests.test_normalize import BILLING, CFG, chat_fixture
+from tests.test_normalize import BILLING, CFG
+from tests.test_normalize_equivalence import base_body
 
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, derandomize=True,
                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 json_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-                | st.text(max_size=12) | st.sampled_from(["", "{}", "auto", "text", "user", "system",
-                                                           "assistant", "developer", "function", BILLING]))
+                | st.text(max_size=12)
+                | st.sampled_from(["", "{}", "auto", "text", "user", "system", "assistant", "developer",
+                                   "function", BILLING]))
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
                            | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=16)
-KNOWN_FIELDS = ["model", "messages", "tools", "stream", "stream_options", "max_tokens", "max_completion_tokens",
-                "max_output_tokens", "temperature", "top_p", "top_k", "min_p", "seed", "stop", "logit_bias",
-                "logprobs", "top_logprobs", "tool_choice", "response_format", "chat_template_kwargs", "n",
-                "xtc_probability", "repetition_penalty", "prompt"]
+KNOWN_FIELDS = ["model", "messages", "tools", "stream", "stream_options", "max_tokens",
+                "max_completion_tokens", "max_output_tokens", "temperature", "top_p", "top_k", "min_p",
+                "seed", "stop", "logit_bias", "logprobs", "top_logprobs", "tool_choice", "response_format",
+                "chat_template_kwargs", "n", "xtc_probability", "repetition_penalty", "prompt"]
 
 
-def realistic_body() -> dict:
-    body = chat_fixture()
-    body["messages"][0]["content"] = BILLING + body["messages"][0]["content"]
-    body["messages"] += [
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "Read", "arguments": '{"file_path":"a"}'}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "ok"}]},
-    ]
-    return body
-
-
-REALISTIC = realistic_body()
+REALISTIC = base_body()  # a billing line, a tool-call turn, non-ASCII text
 
 
 def paths(value, prefix=()) -> list[tuple]:
@@ -111,15 +102,20 @@ def mutate(body: dict, path: tuple, op: str, value, new_key: str) -> dict:
     return body
 
 
-@PROPERTY_SETTINGS
-@given(st.lists(mutation, min_size=1, max_size=3))
-def test_mutated_anyclaude_bodies(mutations):
+def mutated_body(mutations: list) -> dict:
     body = copy.deepcopy(REALISTIC)
     for path, op, value, new_key in mutations:
         try:
             mutate(body, path, op, value, new_key)
         except (KeyError, IndexError, TypeError):
             pass  # an earlier mutation removed or replaced this path
+    return body
+
+
+@PROPERTY_SETTINGS
+@given(st.lists(mutation, min_size=1, max_size=3))
+def test_mutated_anyclaude_bodies(mutations):
+    body = mutated_body(mutations)
     before = copy.deepcopy(body)
     run_pipeline(json.dumps(body).encode())
     try:
@@ -132,14 +128,8 @@ def test_mutated_anyclaude_bodies(mutations):
 @PROPERTY_SETTINGS
 @given(st.lists(mutation, min_size=1, max_size=2))
 def test_normalizing_twice_changes_nothing(mutations):
-    body = copy.deepcopy(REALISTIC)
-    for path, op, value, new_key in mutations:
-        try:
-            mutate(body, path, op, value, new_key)
-        except (KeyError, IndexError, TypeError):
-            pass
     try:
-        first = normalize_chat(body, CFG)
+        first = normalize_chat(mutated_body(mutations), CFG)
     except ProxyError:
         return
     again = normalize_chat(first.upstream_body, CFG)

@@ -35,9 +35,7 @@ def canonical_messages(messages: object, rewrite_system: SystemTextRewrite | Non
     out: list[dict] = []
     fired: list[str] = []
     for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise invalid(f"messages[{i}] must be an object, not {type_name(message)}", f"messages[{i}]")
-        changes = _message_changes(message, i)
+        changes = _message_changes(_object(message, f"messages[{i}]"), i)
         if rewrite_system is not None and changes.get("role", message["role"]) == "system":
             text = changes.get("content", message.get("content"))
             new_text, hits = rewrite_system(text)
@@ -95,9 +93,7 @@ def _content_text(content: object, i: int) -> str:
     texts: list[str] = []
     for j, part in enumerate(content):
         param = f"messages[{i}].content[{j}]"
-        if not isinstance(part, dict):
-            raise invalid(f"{param} must be an object, not {type_name(part)}", param)
-        kind = part.get("type")
+        kind = _object(part, param).get("type")
         if kind not in TEXT_PART_TYPES:
             raise ProxyError("unsupported_content",
                              f"{param} has type {kind!r}; the served model accepts text parts only",
@@ -122,18 +118,10 @@ def _tool_calls(calls: object, i: int) -> list:
     out: list | None = None
     for j, call in enumerate(calls):
         param = f"messages[{i}].tool_calls[{j}]"
-        if not isinstance(call, dict):
-            raise invalid(f"{param} must be an object, not {type_name(call)}", param)
-        call_id = call.get("id")
+        call_id = _object(call, param).get("id")
         if call_id is not None and not isinstance(call_id, str):
             raise invalid(f"{param}.id must be a string, not {type_name(call_id)}", f"{param}.id")
-        function = call.get("function")
-        if not isinstance(function, dict):
-            raise invalid(f"{param}.function must be an object, not {type_name(function)}",
-                          f"{param}.function")
-        name = function.get("name")
-        if not isinstance(name, str) or not name:
-            raise invalid(f"{param}.function.name must be a non-empty string", f"{param}.function.name")
+        function = _named_function(call, param)
         arguments = function.get("arguments")
         fixed = canonical_arguments(arguments, f"{param}.function.arguments")
         if fixed != arguments:
@@ -179,22 +167,28 @@ def canonical_tools(tools: object) -> list | None:
         raise invalid(f"tools must be an array, not {type_name(tools)}", "tools")
     for k, tool in enumerate(tools):
         param = f"tools[{k}]"
-        if not isinstance(tool, dict):
-            raise invalid(f"{param} must be an object, not {type_name(tool)}", param)
-        kind = tool.get("type", "function")
+        kind = _object(tool, param).get("type", "function")
         if kind != "function":
             raise ProxyError("unsupported_content",
                              f"{param} has type {kind!r}; only function tools are supported",
                              param=f"{param}.type")
-        function = tool.get("function")
-        if not isinstance(function, dict):
-            raise invalid(f"{param}.function must be an object, not {type_name(function)}",
-                          f"{param}.function")
-        name = function.get("name")
-        if not isinstance(name, str) or not name:
-            raise invalid(f"{param}.function.name must be a non-empty string", f"{param}.function.name")
-        parameters = function.get("parameters")
+        parameters = _named_function(tool, param).get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
-            raise invalid(f"{param}.function.parameters must be an object, not {type_name(parameters)}",
-                          f"{param}.function.parameters")
+            raise invalid(f"{param}.function.parameters must be an object, not "
+                          f"{type_name(parameters)}", f"{param}.function.parameters")
     return tools
+
+
+def _object(value: object, param: str) -> dict:
+    if not isinstance(value, dict):
+        raise invalid(f"{param} must be an object, not {type_name(value)}", param)
+    return value
+
+
+def _named_function(holder: dict, param: str) -> dict:
+    """`holder["function"]` (a tool or a tool call's), which must name the function."""
+    function = _object(holder.get("function"), f"{param}.function")
+    name = function.get("name")
+    if not isinstance(name, str) or not name:
+        raise invalid(f"{param}.function.name must be a non-empty string", f"{param}.function.name")
+    return function

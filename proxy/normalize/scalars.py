@@ -109,7 +109,8 @@ def check_sampling_defaults(defaults: Mapping[str, float | int]) -> None:
     """Start-up check: configured defaults are valid and already canonical."""
     for name, value in defaults.items():
         spec = NUMBER_FIELDS.get(name)
-        if spec is None or spec.canonical(value, name) != value or type(value) is not (float if spec.is_float else int):
+        canonical_type = float if spec is not None and spec.is_float else int
+        if spec is None or spec.canonical(value, name) != value or type(value) is not canonical_type:
             raise ValueError(f"sampling default {name}={value!r} is not a canonical {name}")
 
 
