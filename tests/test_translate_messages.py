@@ -105,7 +105,7 @@ def test_plain_strings_and_settings_without_effect() -> None:
     chat = to_chat({"model": "claude-3-5-haiku", "system": "be brief", "max_tokens": 5,
                     "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
                     "metadata": {"user_id": "x"}, "service_tier": "auto", "stream": False})
-    assert chat == {"model": "claude-3-5-haiku", "max_completion_tokens": 5, "messages": [
+    assert chat == {"model": "claude-3-5-haiku", "max_completion_tokens": 5, "stream": False, "messages": [
         {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
         {"role": "assistant", "content": "hello"}]}
 

@@ -92,7 +92,8 @@ def test_settings_without_effect_are_not_forwarded() -> None:
                     "service_tier": "auto", "include": ["reasoning.encrypted_content"], "metadata": {"a": "b"},
                     "user": "u", "prompt_cache_key": "k", "truncation": "auto", "text": {"format": {"type": "text"}},
                     "top_p": 0.5, "max_output_tokens": 10, "stream": False})
-    assert chat == {"messages": [{"role": "user", "content": "x"}], "top_p": 0.5, "max_completion_tokens": 10}
+    assert chat == {"messages": [{"role": "user", "content": "x"}], "top_p": 0.5, "max_completion_tokens": 10,
+                    "stream": False}
 
 
 def test_tool_choice_forms() -> None:

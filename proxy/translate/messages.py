@@ -51,7 +51,7 @@ def to_chat(body: dict) -> dict:
         messages.extend(_message(message, f"messages[{i}]"))
 
     chat: dict[str, Any] = {"messages": messages}
-    for name in ("model", "temperature", "top_p", "top_k"):
+    for name in ("model", "temperature", "top_p", "top_k", "stream"):
         if body.get(name) is not None:
             chat[name] = body[name]
     if body.get("max_tokens") is not None:
@@ -62,8 +62,6 @@ def to_chat(body: dict) -> dict:
         chat["tools"] = _tools(body["tools"])
     if body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
-    if body.get("stream"):
-        chat["stream"] = True
     return chat
 
 

@@ -56,7 +56,7 @@ def to_chat(body: dict) -> dict:
     messages.extend(_input_messages(body.get("input")))
 
     chat: dict[str, Any] = {"messages": messages}
-    for name in ("model", "temperature", "top_p"):
+    for name in ("model", "temperature", "top_p", "stream"):
         if body.get(name) is not None:
             chat[name] = body[name]
     if body.get("max_output_tokens") is not None:
@@ -65,8 +65,6 @@ def to_chat(body: dict) -> dict:
         chat["tools"] = _tools(body["tools"])
     if body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
-    if body.get("stream"):
-        chat["stream"] = True
     return chat
 
 
