@@ -159,6 +159,8 @@ def test_render_json_length_is_incomplete_and_usage_defaults_to_zero() -> None:
     assert r.output[0].status == "incomplete"  # type: ignore[union-attr]
     assert r.usage is not None and r.usage.total_tokens == 0
     assert r.id == "resp_x" and r.tools == [] and r.tool_choice == "auto"
+    nulls = ResponseContext("resp_x", 1, "m", client_request={"tools": None, "tool_choice": None, "input": "x"})
+    assert Response.model_validate(render_json(Completion(content="a", finish_reason="stop"), nulls)).tools == []
 
 
 def test_render_json_reasoning_is_a_summary_item_before_the_message() -> None:

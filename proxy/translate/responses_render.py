@@ -78,7 +78,8 @@ def final_status(finish_reason: str) -> tuple[str, dict | None]:
 def response_object(ctx: ResponseContext, status: str, output: list[dict], usage: dict | None,
                     incomplete_details: dict | None = None, error: dict | None = None) -> dict:
     request = ctx.client_request or {}
-    echoed = {name: request.get(name, default) for name, default in ECHOED_FIELDS.items()}
+    echoed = {name: default if request.get(name) is None else request[name]
+              for name, default in ECHOED_FIELDS.items()}
     return {"id": response_id(ctx), "object": "response", "created_at": ctx.created, "status": status,
             "error": error, "incomplete_details": incomplete_details, "model": ctx.model,
             "output": output, "usage": usage, **echoed}
