@@ -11,6 +11,7 @@ from proxy.cache.keys import KEY_PREFIX
 from proxy.cache.redis import RedisBackend
 from proxy.cache.store import CacheHit, ResponseCache
 from proxy.completion import Completion
+from proxy.config import Settings
 
 KEY = KEY_PREFIX + "ab" * 32
 SHORT = Completion(content="ok", finish_reason="stop")
@@ -169,3 +170,16 @@ async def test_polling_covers_a_dropped_subscription_and_the_next_wait_resubscri
     await leader.store(KEY, SHORT)
     done = await asyncio.wait_for(asyncio.gather(*waits), 2)
     assert all(isinstance(o, CacheHit) for o in done)
+
+
+async def test_rediss_urls_speak_tls(redis_tls_server):
+    cache = ResponseCache.from_settings(Settings(cache=redis_tls_server.url))
+    await cache.start()
+    try:
+        assert redis_tls_server.url.startswith("rediss://")
+        assert await cache.store(KEY, LONG)
+        hit, status = await cache.lookup(KEY)
+        assert status == "HIT" and hit.completion == LONG
+        assert cache.state == "ok"
+    finally:
+        await cache.close()

@@ -6,6 +6,8 @@ script cache. fakeredis can show none of these.
 
 Fixtures:
 - `redis_server`: a fresh server per test (a start costs ~10 ms), free to kill and restart.
+- `redis_tls_server`: the same behind TLS only (`rediss://` URL carrying its CA file); the
+  self-signed certificate is made with the `openssl` command.
 - `redis_shared`: one server for the whole session, emptied (FLUSHALL) before each test that
   uses it; for tests that only need a working Redis. Never kill it.
 
@@ -19,10 +21,12 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,26 +44,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _command(port: int, *args: str, timeout: float = PING_TIMEOUT) -> bytes:
+def _command(port: int, *args: str, tls: ssl.SSLContext | None = None, timeout: float = PING_TIMEOUT) -> bytes:
     """Send one command in RESP and return the raw first reply (enough for PING / FLUSHALL)."""
     payload = f"*{len(args)}\r\n".encode() + b"".join(
         f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n" for a in args)
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(payload)
-        return s.recv(4096)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        with (tls.wrap_socket(raw, server_hostname="127.0.0.1") if tls else raw) as s:
+            s.sendall(payload)
+            return s.recv(4096)
+
+
+def make_certificate(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key."""
+    cert, key = workdir / "redis.crt", workdir / "redis.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
 
 
 class RedisServer:
     """One redis-server process on a fixed port; can be stopped and started again on that port."""
 
-    def __init__(self, workdir: Path, port: int | None = None, persist: bool = False) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, persist: bool = False, tls: bool = False) -> None:
         self.dir = workdir
         self.port = port or free_port()
         self.persist = persist
         self.proc: subprocess.Popen | None = None
+        self.cert: Path | None = None
+        self._tls: ssl.SSLContext | None = None
+        if tls:
+            self.cert, self._key = make_certificate(workdir)
+            self._tls = ssl.create_default_context(cafile=str(self.cert))
 
     @property
     def url(self) -> str:
+        if self.cert is not None:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.cert}"
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
@@ -71,6 +92,10 @@ class RedisServer:
                 "--logfile", str(self.dir / "redis.log"), "--daemonize", "no", "--protected-mode", "no"]
         if not self.persist:
             argv += ["--save", "", "--appendonly", "no"]
+        if self.cert is not None:
+            argv += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.cert),
+                     "--tls-key-file", str(self._key), "--tls-ca-cert-file", str(self.cert),
+                     "--tls-auth-clients", "no"]
         return argv
 
     def start(self) -> None:
@@ -83,7 +108,7 @@ class RedisServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {self.proc.returncode}: {self.log_tail()}")
             try:
-                if _command(self.port, "PING").startswith(b"+PONG"):
+                if _command(self.port, "PING", tls=self._tls).startswith(b"+PONG"):
                     return
             except OSError:
                 pass
@@ -128,7 +153,7 @@ class RedisServer:
         await asyncio.to_thread(self.restart)
 
     def flushall(self) -> None:
-        if not _command(self.port, "FLUSHALL").startswith(b"+OK"):
+        if not _command(self.port, "FLUSHALL", tls=self._tls).startswith(b"+OK"):
             raise RuntimeError("FLUSHALL failed")
 
     def log_tail(self, lines: int = 20) -> str:
@@ -138,38 +163,42 @@ class RedisServer:
             return ""
 
 
-def _started(persist: bool = False) -> tuple[RedisServer, str]:
-    workdir = tempfile.mkdtemp(prefix="redis-rig-")
-    last: Exception | None = None
-    for _ in range(3):  # a free port can be taken by someone else between bind() and start
-        server = RedisServer(Path(workdir), persist=persist)
-        try:
-            server.start()
-            return server, workdir
-        except RuntimeError as e:
-            last = e
-    shutil.rmtree(workdir, ignore_errors=True)
-    raise RuntimeError(f"could not start redis-server: {last}")
+@contextmanager
+def running_server(tls: bool = False) -> Iterator[RedisServer]:
+    """A started server in its own temporary directory, killed and removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix="redis-rig-"))
+    server = RedisServer(workdir, tls=tls)
+    try:
+        for attempt in range(3):  # a free port can be taken by someone else between bind() and start
+            try:
+                server.start()
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                server.port = free_port()
+        yield server
+    finally:
+        server.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
-    server, workdir = _started()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_tls_server() -> Iterator[RedisServer]:
+    with running_server(tls=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def _redis_session_server() -> Iterator[RedisServer]:
-    server, workdir = _started()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.kill()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
