@@ -22,6 +22,10 @@ class CacheControl:
     namespace: str = ""
 
     @property
+    def accepts_any_entry(self) -> bool:
+        return self.read and self.max_age is None
+
+    @property
     def status_without_read(self) -> str:
         """X-Cache-Status when the read is skipped: REFRESH if we still store, else BYPASS."""
         return "REFRESH" if self.write else "BYPASS"

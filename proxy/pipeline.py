@@ -97,12 +97,14 @@ class Pipeline:
         flight = Flight(key, storable)
         flight.followers = 1
         self.flights[key] = flight
-        lease = None
-        if storable:
+        lease, remote = None, False
+        # Cross-proxy followers take whatever entry the leader stores; a request that refuses
+        # existing entries (no-cache, max-age) generates anew instead.
+        if storable and cc.accepts_any_entry:
             lease = await self.cache.acquire_lease(key)
             if lease is None:
-                status = "COALESCED"  # another proxy on the shared Redis is generating it
-        flight.task = asyncio.create_task(self._produce(flight, req, cc, lease, remote=lease is None and storable))
+                status, remote = "COALESCED", True  # another proxy on the shared Redis leads
+        flight.task = asyncio.create_task(self._produce(flight, req, cc, lease, remote))
         return Ticket(status, flight=flight, _pipeline=self)
 
     def _check_serving(self) -> None:
