@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from proxy.normalize import NormalizeConfig, normalize_chat
 from proxy.translate import messages, responses
@@ -71,3 +72,29 @@ def test_a_different_tool_result_is_a_different_entry() -> None:
     changed = json.loads(json.dumps(MESSAGES))
     changed["messages"][2]["content"][0]["is_error"] = True
     assert key_material(messages.to_chat(changed)) != key_material(CHAT)
+
+
+def test_anyclaude_turn1_over_chat_equals_its_responses_and_messages_forms() -> None:
+    """The captured chat body (real Claude Code prompt and tools) rebuilt in the other protocols."""
+    fixture = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "anyclaude-chat-completions-turn1.json"
+    chat = json.loads(fixture.read_text())["body"]
+    system, user = chat["messages"]
+    flat_tools = [{"type": "function", **t["function"]} for t in chat["tools"]]
+    as_responses = {  # the shape anyclaude 1.2.1 sends (see anyclaude-responses-turn2.json)
+        "model": chat["model"], "stream": True, "temperature": 1, "max_output_tokens": 32000, "tool_choice": "auto",
+        "reasoning": {"summary": "auto"}, "parallel_tool_calls": True, "tools": flat_tools,
+        "input": [system, {"role": "user", "content": [{"type": "input_text", "text": user["content"]}]}]}
+    as_messages = {  # the shape Claude Code sends to Anthropic
+        "model": "claude-sonnet-4-5", "stream": True, "temperature": 1, "max_tokens": 32000,
+        "system": [{"type": "text", "text": part} for part in system["content"].split("\n", 1)],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": user["content"]}]}],
+        "tools": [{"name": t["name"], "description": t["description"], "input_schema": t["parameters"]}
+                  for t in flat_tools]}
+    expected = key_material(chat)
+    assert key_material(responses.to_chat(as_responses)) == expected
+    # Anthropic tools carry no `strict`, and chat templates render `strict` into the prompt, so the
+    # Messages form equals the chat body without it.
+    assert key_material(messages.to_chat(as_messages)) != expected
+    for tool in chat["tools"]:
+        del tool["function"]["strict"]
+    assert key_material(messages.to_chat(as_messages)) == key_material(chat)
