@@ -34,6 +34,9 @@ class Settings:
     # default rejects long sessions. 64 MiB leaves room for pasted files without inviting abuse.
     max_body_bytes: int = 64 * MiB
     # aiohttp's own header limits (8190 bytes a line) match nginx's and stay in force.
+    # A client that sends headers and then no body would hold its handler for ever; nginx's
+    # client_body_timeout is 60 s between reads, we bound the whole body the same way.
+    client_body_timeout: float = 60.0
 
     # --- upstream behaviour -----------------------------------------------------------------
     # mlx_lm.server listens with a backlog of 5 and resets connections beyond it; it batches
@@ -74,6 +77,11 @@ class Settings:
     default_max_tokens: int = 8192
     # Regexes removed from system text before forwarding and hashing.
     volatile_rules: tuple[str, ...] = (BILLING_HEADER_RULE,)
+    # The upstream's sampling defaults where they differ from mlx_lm.server's own, as name=value
+    # (temperature=0.7 when it runs with --temp 0.7). The proxy sends every sampling parameter
+    # explicitly (so omitted and explicit defaults share a cache entry), so a server started
+    # with other defaults must have them named here or they are overridden.
+    sampling_defaults: tuple[str, ...] = ()
 
     # --- cache --------------------------------------------------------------------------------
     cache: str = "memory"  # memory | none | redis://... | rediss://...

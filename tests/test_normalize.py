@@ -10,7 +10,7 @@ import pytest
 from proxy.config import BILLING_HEADER_RULE, Settings
 from proxy.errors import ProxyError
 from proxy.normalize import (UPSTREAM_SAMPLING_DEFAULTS, NormalizeConfig, VolatileRules, normalize_chat,
-                             normalize_completions, parse_body)
+                             normalize_completions, parse_body, sampling_defaults_from_server_args)
 
 FIXTURES = Path(__file__).parents[2] / "shared" / "fixtures"
 CFG = NormalizeConfig.from_settings(Settings())
@@ -360,3 +360,25 @@ def test_completions_share_model_max_tokens_and_defaults():
 
 def test_body_that_is_not_an_object_is_a_400():
     assert rejected([1]).code == "invalid_request"  # type: ignore[arg-type]
+
+
+def test_upstream_started_with_other_sampling_defaults():
+    cfg = NormalizeConfig.from_settings(Settings(sampling_defaults=("temperature=0.7", "top_k = 40")))
+    body = normalize_chat(chat(), cfg).upstream_body
+    assert (body["temperature"], body["top_k"], body["top_p"]) == (0.7, 40, 1.0)
+    assert type(body["top_k"]) is int
+    assert normalize_chat(chat(temperature=0), cfg).upstream_body["temperature"] == 0.0
+
+
+@pytest.mark.parametrize("item", ["temperature", "temp=0.7", "top_p=2", "top_k=1.5", "min_p=x", "seed=1"])
+def test_bad_sampling_default_overrides_fail_at_start_up(item):
+    with pytest.raises(ValueError, match="sampling default"):
+        NormalizeConfig.from_settings(Settings(sampling_defaults=(item,)))
+
+
+def test_sampling_defaults_from_server_args():
+    args = ["--model", "m", "--temp", "0.6", "--top-p=0.95", "--max-tokens", "9", "--top-k", "20",
+            "--temp", "0.5"]
+    assert sampling_defaults_from_server_args(args) == ("temperature=0.5", "top_p=0.95", "top_k=20")
+    cfg = NormalizeConfig.from_settings(Settings(sampling_defaults=sampling_defaults_from_server_args(args)))
+    assert normalize_chat(chat(), cfg).upstream_body["top_p"] == 0.95

@@ -8,7 +8,8 @@ from .body import parse_body
 from .request import (DROPPED_FIELDS, TRANSPORT_FIELDS, ChatRequest, NormalizeConfig, normalize_chat,
                       normalize_completions)
 from .rules import VolatileRules
-from .scalars import UPSTREAM_SAMPLING_DEFAULTS
+from .scalars import UPSTREAM_SAMPLING_DEFAULTS, sampling_defaults_from_server_args
 
 __all__ = ["parse_body", "NormalizeConfig", "ChatRequest", "normalize_chat", "normalize_completions",
-           "VolatileRules", "DROPPED_FIELDS", "TRANSPORT_FIELDS", "UPSTREAM_SAMPLING_DEFAULTS"]
+           "VolatileRules", "DROPPED_FIELDS", "TRANSPORT_FIELDS", "UPSTREAM_SAMPLING_DEFAULTS",
+           "sampling_defaults_from_server_args"]

@@ -18,7 +18,7 @@ from .body import type_name
 from .messages import canonical_messages, canonical_tools
 from .rules import VolatileRules
 from .scalars import (MAX_TOKENS_FIELDS, UPSTREAM_SAMPLING_DEFAULTS, canonical_max_tokens,
-                      canonicalize_scalars, check_sampling_defaults)
+                      canonicalize_scalars, check_sampling_defaults, sampling_defaults)
 
 # Dropped before forwarding and left out of the key: the upstream ignores them
 # (parallel_tool_calls, cache_prompt, store, service_tier, user, metadata) or, for
@@ -55,7 +55,8 @@ class NormalizeConfig:
     def from_settings(cls, s: Settings) -> "NormalizeConfig":
         return cls(upstream_model=s.upstream_model, default_max_tokens=s.default_max_tokens,
                    model_identity=model_identity(s.served_model, s.model_fingerprint),
-                   volatile_rules=VolatileRules(s.volatile_rules))
+                   volatile_rules=VolatileRules(s.volatile_rules),
+                   sampling_defaults=sampling_defaults(s.sampling_defaults))
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ OpenAI-shaped 400 naming the parameter instead of its bare `{"error": ...}`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..errors import invalid
+from ..errors import ProxyError, invalid
 from .body import type_name
 
 # The upstream's sampling defaults: mlx_lm.server 0.32's CLI defaults (--temp 0.0, --top-p 1.0,
@@ -32,6 +32,10 @@ UPSTREAM_SAMPLING_DEFAULTS: Mapping[str, float | int] = MappingProxyType({
     "xtc_probability": 0.0,
     "xtc_threshold": 0.1,
 })
+
+# mlx_lm.server flags that set a sampling default → the request field they stand for.
+SERVER_SAMPLING_FLAGS: Mapping[str, str] = MappingProxyType(
+    {"--temp": "temperature", "--top-p": "top_p", "--top-k": "top_k", "--min-p": "min_p"})
 
 # Accepted max-token names, in the upstream's order of precedence (it reads
 # max_completion_tokens first); max_output_tokens comes from the /v1/responses translator.
@@ -103,6 +107,39 @@ _TYPED_FIELDS: Mapping[str, tuple[type, ...]] = {
     "response_format": (dict,),
     "chat_template_kwargs": (dict,),
 }
+
+
+def sampling_defaults(overrides: Iterable[str]) -> Mapping[str, float | int]:
+    """The upstream's defaults with `name=value` overrides (Settings.sampling_defaults) applied.
+
+    Start-up code: a bad override is a ValueError naming it.
+    """
+    out = dict(UPSTREAM_SAMPLING_DEFAULTS)
+    for item in overrides:
+        name, _, raw = (part.strip() for part in item.partition("="))
+        if name not in UPSTREAM_SAMPLING_DEFAULTS:
+            raise ValueError(f"sampling default {item!r}: expected name=value with a name among "
+                             f"{', '.join(UPSTREAM_SAMPLING_DEFAULTS)}")
+        try:
+            out[name] = NUMBER_FIELDS[name].canonical(float(raw), name)
+        except (ValueError, ProxyError) as exc:
+            raise ValueError(f"sampling default {item!r}: {exc}") from None
+    return MappingProxyType(out)
+
+
+def sampling_defaults_from_server_args(args: Sequence[str]) -> tuple[str, ...]:
+    """`name=value` items for the sampling flags among mlx_lm.server arguments, for the launcher.
+
+    Both `--temp 0.7` and `--temp=0.7` spellings; later flags win, as in argparse.
+    """
+    found: dict[str, str] = {}
+    for i, arg in enumerate(args):
+        flag, eq, value = arg.partition("=")
+        if flag in SERVER_SAMPLING_FLAGS:
+            if not eq:
+                value = args[i + 1] if i + 1 < len(args) else ""
+            found[SERVER_SAMPLING_FLAGS[flag]] = value
+    return tuple(f"{name}={value}" for name, value in found.items())
 
 
 def check_sampling_defaults(defaults: Mapping[str, float | int]) -> None:
