@@ -183,3 +183,11 @@ async def test_rediss_urls_speak_tls(redis_tls_server):
         assert cache.state == "ok"
     finally:
         await cache.close()
+
+
+@pytest.mark.parametrize("key", ["sessions:42", "mlxproxy:v2:abc", KEY_PREFIX + "stats", KEY + ":lease"])
+async def test_delete_refuses_keys_that_are_not_our_entries(make_cache, raw, key):
+    cache = await make_cache()
+    await raw.set(key, b"precious")
+    assert await cache.delete(key) is False
+    assert await raw.get(key) == b"precious"

@@ -120,7 +120,15 @@ class RedisBackend:
             pipe.publish(self._channel, key)
             await pipe.execute()
 
+    def _is_entry_key(self, key: str) -> bool:
+        """Under our prefix and not our bookkeeping: the only keys delete and flush remove."""
+        return key.startswith(self.prefix) and key not in self._own and not key.endswith(LEASE_SUFFIX)
+
     async def delete(self, key: str) -> bool:
+        """Remove one entry; a key that is not one of our entries (DELETE /cache/{key} takes it
+        from the URL) is refused, so another program's data in a shared Redis is safe."""
+        if not self._is_entry_key(key):
+            return False
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.unlink(key)
             pipe.zrem(self._index, key)
@@ -133,7 +141,7 @@ class RedisBackend:
         removed = 0
         match = _glob_escape(self.prefix) + "*"
         async for batch in self._scan_batches(match):
-            doomed = [k for k in batch if k.decode() not in self._own and not k.endswith(LEASE_SUFFIX.encode())]
+            doomed = [k for k in batch if self._is_entry_key(k.decode(errors="replace"))]
             if doomed:
                 removed += await self._client.unlink(*doomed)
         await self._client.unlink(self._index)
