@@ -191,3 +191,12 @@ async def test_delete_refuses_keys_that_are_not_our_entries(make_cache, raw, key
     await raw.set(key, b"precious")
     assert await cache.delete(key) is False
     assert await raw.get(key) == b"precious"
+
+
+async def test_the_subscription_survives_a_quiet_channel_longer_than_the_op_timeout(make_cache):
+    leader, follower = await make_cache(), await make_cache(poll_interval=NO_POLLING)
+    await leader.acquire_lease(KEY)
+    waiting = asyncio.create_task(follower.wait_for(KEY, timeout=10))
+    await asyncio.sleep(3 * follower.backend.op_timeout)  # several socket timeouts of silence
+    await leader.store(KEY, SHORT)
+    assert isinstance(await asyncio.wait_for(waiting, 1), CacheHit)

@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 
 # SCAN page size for flush: large pages keep the round trips few, each stays well under 1 ms.
 SCAN_COUNT = 1000
-# How long the subscriber blocks in one read before looking again; it only bounds how soon
-# the task notices it was cancelled (notifications arrive as soon as they are published).
+# The subscriber's reads carry their own timeout: without one redis-py applies the short
+# socket timeout and a quiet channel would look like a dead Redis. A read that times out just
+# reads again (notifications still arrive the moment they are published).
 LISTEN_READ_TIMEOUT = 1.0
 
 _ACQUIRE = """
