@@ -294,3 +294,15 @@ def test_sdk_stream_raises_the_error_event() -> None:
         with client.messages.stream(**REQUEST) as stream:
             stream.get_final_message()
     assert "no token for 120 s" in str(err.value)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(events_strategy, st.sampled_from(["stop", "tool_calls", "length"]))
+def test_sdk_accumulator_accepts_any_event_sequence(events: list, finish: str) -> None:
+    client = sdk_client(stream_bytes(events + [Finish(finish, USAGE)], THINKING_CTX), "text/event-stream")
+    with client.messages.stream(**REQUEST) as stream:
+        final = stream.get_final_message()
+    assert "".join(b.text for b in final.content if b.type == "text") == "".join(
+        e.text for e in events if isinstance(e, TextDelta))
+    assert [b.input for b in final.content if b.type == "tool_use"] == [
+        {"k": [1, 2]} for e in events if isinstance(e, ToolCallDelta)]

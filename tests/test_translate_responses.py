@@ -309,3 +309,21 @@ def test_sdk_stream_surfaces_a_failure_as_typed_events() -> None:
     assert events[-2].type == "error" and events[-2].message == "upstream died"  # type: ignore[union-attr]
     assert events[-1].type == "response.failed"
     assert events[-1].response.error is not None  # type: ignore[union-attr]
+
+
+def with_unique_call_ids(events: list) -> list:
+    """The SDK pairs streamed calls by call_id, so a response must not repeat one (the pipeline's ids don't)."""
+    return [ToolCallDelta(e.index, ToolCall(f"call_{n}", e.call.name, e.call.arguments))
+            if isinstance(e, ToolCallDelta) else e for n, e in enumerate(events)]
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(events_strategy, st.sampled_from(["stop", "tool_calls"]))
+def test_sdk_accumulator_accepts_any_event_sequence(events: list, finish: str) -> None:
+    events = with_unique_call_ids(events)
+    client = sdk_client(stream_bytes(events + [Finish(finish, USAGE)]), "text/event-stream")
+    with client.responses.stream(model="m", input="x") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert [o.call_id for o in final.output if o.type == "function_call"] == [  # type: ignore[union-attr]
+        e.call.id for e in events if isinstance(e, ToolCallDelta)]
