@@ -35,6 +35,9 @@ from .registry import MARKER_FORMATS, REASONING_ZONES, TAIL_FORMATS
 # large file is a single call, so this is generous; past it the held text is passed on as text.
 MAX_HELD_CHARS = 1 << 20
 
+# How much of a line the tail formats see first: enough to tell prose from a call's opening.
+_FIRST_LOOK = 32
+
 _TEXT, _ZONE, _BLOCK, _TAIL = "text", "zone", "block", "tail"
 _REASONING, _INLINE, _FENCE = "reasoning", "inline", "fence"
 _INLINE_STOP = re.compile(r"\n|`+")
@@ -206,10 +209,8 @@ class ToolCallScanner:
             if self._i == len(buf):
                 return False
             self._tail_tried = True
-            candidate = buf[self._i:]
-            if any(_guarded(fmt.viable, candidate, self._tools) for fmt in TAIL_FORMATS):
-                self._mode, self._start = _TAIL, self._i
-                self._next_check = len(candidate) + max(16, len(candidate) // 4)
+            if self._tail_viable(buf[self._i:self._i + _FIRST_LOOK]):
+                self._mode, self._start, self._next_check = _TAIL, self._i, _FIRST_LOOK
                 return True
         m = _TRIGGERS.search(buf, self._i)
         if m is None:
@@ -359,13 +360,16 @@ class ToolCallScanner:
                     self._mode = _TEXT
                     return False
             return self._reject_tail()
-        if candidate_len < self._next_check:
-            return False
-        self._next_check = candidate_len + max(16, candidate_len // 4)
-        candidate = self._buf[self._start:]
-        if any(_guarded(fmt.viable, candidate, self._tools) for fmt in TAIL_FORMATS):
-            return False
-        return self._reject_tail()
+        # Ask again on prefixes that grow geometrically: a "no" on any prefix is final, and the
+        # total work stays linear in the candidate's length.
+        while self._next_check < candidate_len:
+            self._next_check += max(16, self._next_check // 4)
+            if not self._tail_viable(self._buf[self._start:self._start + self._next_check]):
+                return self._reject_tail()
+        return False
+
+    def _tail_viable(self, candidate: str) -> bool:
+        return any(_guarded(fmt.viable, candidate, self._tools) for fmt in TAIL_FORMATS)
 
     def _reject_tail(self) -> bool:
         self._i, self._mode, self._bol, self._tail_tried = self._start, _TEXT, True, True
