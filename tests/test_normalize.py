@@ -211,6 +211,8 @@ def test_non_text_parts_are_400_unsupported_content_naming_the_part():
         {"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "data:x"}}]}]))
     assert (err.code, err.param) == ("unsupported_content", "messages[0].content[1]")
     assert "text" in err.message
+    err = rejected(chat(messages=[{"role": "user", "content": [{"type": ["text"], "text": "x"}]}]))
+    assert (err.code, err.param) == ("unsupported_content", "messages[0].content[0]")
 
 
 def assistant_call(arguments) -> dict:

@@ -94,7 +94,7 @@ def _content_text(content: object, i: int) -> str:
     for j, part in enumerate(content):
         param = f"messages[{i}].content[{j}]"
         kind = _object(part, param).get("type")
-        if kind not in TEXT_PART_TYPES:
+        if not isinstance(kind, str) or kind not in TEXT_PART_TYPES:
             raise ProxyError("unsupported_content",
                              f"{param} has type {kind!r}; the served model accepts text parts only",
                              param=param)
