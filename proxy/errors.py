@@ -18,6 +18,7 @@ ERROR_TABLE: dict[str, tuple[int, str, str]] = {
     "unauthorized": (401, "authentication_error", "authentication_error"),
     "not_found": (404, "invalid_request_error", "not_found_error"),
     "method_not_allowed": (405, "invalid_request_error", "invalid_request_error"),
+    "request_timeout": (408, "invalid_request_error", "timeout_error"),
     "request_too_large": (413, "invalid_request_error", "request_too_large"),
     "upstream_rejected": (400, "invalid_request_error", "invalid_request_error"),
     "upstream_error": (502, "upstream_error", "api_error"),

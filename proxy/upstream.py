@@ -112,8 +112,11 @@ class UpstreamClient:
             raise ProxyError("upstream_unreachable", f"upstream unreachable: {type(e).__name__}") from None
         try:
             if resp.status != 200:
-                raw = await _read_bounded(resp)
-                raise map_upstream_status(resp.status, raw)
+                raise map_upstream_status(resp.status, await _read_bounded(resp))
+            if resp.content_type != "text/event-stream":
+                await _read_bounded(resp)
+                raise ProxyError("upstream_bad_response",
+                                 f"upstream answered {resp.content_type or 'no content type'} instead of an event stream")
             decoder = SSEDecoder()
             got_data = False
             while True:

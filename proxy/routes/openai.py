@@ -7,8 +7,8 @@ import orjson
 from aiohttp import web
 
 from ..errors import ProxyError
-from ..normalize import parse_body
 from ..translate import chat
+from .body import read_json
 from .passthrough import relay
 from .serve import Protocol, error_response, serve_generation
 from .state import STATE_KEY, AppState
@@ -16,11 +16,6 @@ from .state import STATE_KEY, AppState
 CHAT = Protocol(name="chat", to_chat=None, render_json=chat.render_json,
                 stream_renderer=chat.ChatStreamRenderer, error_body=ProxyError.openai_body,
                 id_prefix="chatcmpl-")
-
-
-async def read_json(request: web.Request) -> dict:
-    """The body as a JSON object; 413 above the size limit, 400 for bad encoding or JSON."""
-    return parse_body(await request.read())
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

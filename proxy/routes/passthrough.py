@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..errors import ProxyError
 from ..upstream import HOP_BY_HOP
+from .body import read_body
 from .serve import error_response
 from .state import STATE_KEY, AppState
 
@@ -42,5 +43,5 @@ async def relay(request: web.Request, path: str, body: bytes | None) -> web.Stre
 
 
 async def passthrough(request: web.Request) -> web.StreamResponse:
-    body = await request.read() if request.can_read_body else None
+    body = await read_body(request) if request.can_read_body else None
     return await relay(request, request.raw_path, body)

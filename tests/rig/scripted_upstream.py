@@ -125,13 +125,13 @@ class ScriptedUpstream:
             if s.comments_during_first_delay and waited < s.first_delay:
                 await resp.write(f": keepalive {int(waited * 10)}/{int(s.first_delay * 10)}\n\n".encode())
         for i, ev in enumerate(events):
+            if i and s.delay:
+                await asyncio.sleep(s.delay)
             if s.close_after is not None and i >= s.close_after:
                 request.transport.close()
                 return resp
             if s.stall_after is not None and i >= s.stall_after:
                 await asyncio.Event().wait()
-            if i and s.delay:
-                await asyncio.sleep(s.delay)
             await resp.write(b"data: " + orjson.dumps(ev) + b"\n\n")
         if s.send_done:
             await resp.write(b"data: [DONE]\n\n")
