@@ -11,7 +11,7 @@ from proxy.cache.keys import KEY_PREFIX
 from proxy.cache.store import CacheHit, ResponseCache
 from proxy.completion import Completion
 from proxy.config import Settings
-from tests.rig.redis_server import free_port
+from tests.rig.redis_server import free_port, running_server
 
 KEY = KEY_PREFIX + "fa" * 32
 ANSWER = Completion(content="fine", finish_reason="stop")
@@ -171,3 +171,14 @@ async def test_a_follower_takes_over_when_redis_dies_while_it_waits(redis_server
     await asyncio.sleep(0.05)
     redis_server.kill()
     assert await asyncio.wait_for(waiting, 2) == "takeover"
+
+
+async def test_with_a_persistent_redis_hits_resume_after_a_crash(make_cache):
+    with running_server(persist=True) as server:
+        cache = await make_cache(server.url)
+        await cache.store(KEY, ANSWER)
+        server.kill()
+        assert (await cache.lookup(KEY))[1] == "ERROR"
+        await server.astart()
+        hit, status = await cache.lookup(KEY)
+        assert status == "HIT" and hit.completion == ANSWER

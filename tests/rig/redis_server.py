@@ -6,8 +6,13 @@ script cache. fakeredis can show none of these.
 
 Fixtures:
 - `redis_server`: a fresh server per test (a start costs ~10 ms), free to kill and restart.
-- `redis_tls_server`: the same behind TLS only (`rediss://` URL carrying its CA file); the
-  self-signed certificate is made with the `openssl` command.
+- `redis_tls_server`: the same behind TLS only (`rediss://` URL carrying its CA file). The
+  self-signed certificate for 127.0.0.1 is shipped in certs/ (valid until 2126), so no tool is
+  needed to make one; it was made with
+  `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 36500
+   -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout redis-test.key -out redis-test.crt`.
+- `running_server(tls=..., persist=...)`: the context manager behind them, for other variants
+  (persist: an AOF fsynced on every write, so data survives even kill -9).
 - `redis_shared`: one server for the whole session, emptied (FLUSHALL) before each test that
   uses it; for tests that only need a working Redis. Never kill it.
 
@@ -28,6 +33,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -36,6 +42,7 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 PING_TIMEOUT = 0.5
+CERTS = Path(__file__).parent / "certs"
 
 
 def free_port() -> int:
@@ -54,15 +61,6 @@ def _command(port: int, *args: str, tls: ssl.SSLContext | None = None, timeout: 
             return s.recv(4096)
 
 
-def make_certificate(workdir: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (its own CA) and its key."""
-    cert, key = workdir / "redis.crt", workdir / "redis.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    return cert, key
-
-
 class RedisServer:
     """One redis-server process on a fixed port; can be stopped and started again on that port."""
 
@@ -71,16 +69,13 @@ class RedisServer:
         self.port = port or free_port()
         self.persist = persist
         self.proc: subprocess.Popen | None = None
-        self.cert: Path | None = None
-        self._tls: ssl.SSLContext | None = None
-        if tls:
-            self.cert, self._key = make_certificate(workdir)
-            self._tls = ssl.create_default_context(cafile=str(self.cert))
+        self.cert = CERTS / "redis-test.crt" if tls else None
+        self._tls = ssl.create_default_context(cafile=str(self.cert)) if tls else None
 
     @property
     def url(self) -> str:
         if self.cert is not None:
-            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.cert}"
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={quote(str(self.cert))}"
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
@@ -90,11 +85,12 @@ class RedisServer:
     def _argv(self) -> list[str]:
         argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
                 "--logfile", str(self.dir / "redis.log"), "--daemonize", "no", "--protected-mode", "no"]
-        if not self.persist:
-            argv += ["--save", "", "--appendonly", "no"]
+        # Persistence, when asked, survives even kill -9: every write is fsynced to the AOF.
+        argv += (["--appendonly", "yes", "--appendfsync", "always"] if self.persist
+                 else ["--save", "", "--appendonly", "no"])
         if self.cert is not None:
             argv += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.cert),
-                     "--tls-key-file", str(self._key), "--tls-ca-cert-file", str(self.cert),
+                     "--tls-key-file", str(CERTS / "redis-test.key"), "--tls-ca-cert-file", str(self.cert),
                      "--tls-auth-clients", "no"]
         return argv
 
@@ -164,10 +160,10 @@ class RedisServer:
 
 
 @contextmanager
-def running_server(tls: bool = False) -> Iterator[RedisServer]:
+def running_server(tls: bool = False, persist: bool = False) -> Iterator[RedisServer]:
     """A started server in its own temporary directory, killed and removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix="redis-rig-"))
-    server = RedisServer(workdir, tls=tls)
+    server = RedisServer(workdir, tls=tls, persist=persist)
     try:
         for attempt in range(3):  # a free port can be taken by someone else between bind() and start
             try:
