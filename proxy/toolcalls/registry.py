@@ -23,14 +23,15 @@ from __future__ import annotations
 from types import ModuleType
 
 from .formats import (bare_json, call_syntax, command_r, deepseek, function_gemma, functionary,
-                      gemma4, glm, gpt_oss, granite, hermes, jamba, json_fence, kimi_k2, llama3,
-                      lfm_pythonic, minimax, mistral, phi4_mini, pythonic_tail, qwen3_xml,
+                      gemma4, glm, gpt_oss, granite, granite_fc, hermes, internlm, jamba,
+                      json_fence, kimi_k2, kimi_k3, lfm_pythonic, llama3, longcat, minicpm5,
+                      minimax, mistral, muse_spark, phi4_mini, pythonic_tail, qwen3_xml, seed_oss,
                       xml_function)
 
 MARKER_FORMATS: tuple[ModuleType, ...] = (
-    hermes, qwen3_xml, glm, xml_function, mistral, llama3, deepseek, kimi_k2, minimax, gpt_oss,
-    granite, functionary, command_r, function_gemma, gemma4, phi4_mini, lfm_pythonic,
-    jamba,
+    hermes, qwen3_xml, glm, xml_function, mistral, llama3, deepseek, kimi_k2, kimi_k3, minimax,
+    gpt_oss, granite, granite_fc, functionary, command_r, function_gemma, gemma4, phi4_mini,
+    lfm_pythonic, jamba, longcat, seed_oss, internlm, minicpm5, muse_spark,
 )
 TAIL_FORMATS: tuple[ModuleType, ...] = (bare_json, json_fence, call_syntax, pythonic_tail)
 
@@ -38,4 +39,5 @@ TAIL_FORMATS: tuple[ModuleType, ...] = (bare_json, json_fence, call_syntax, pyth
 REASONING_ZONES: tuple[tuple[str, str], ...] = (
     ("<think>", "</think>"),
     ("<|channel|>analysis<|message|>", "<|end|>"),  # gpt-oss's reasoning channel
+    ("<seed:think>", "</seed:think>"),  # Seed-OSS
 )

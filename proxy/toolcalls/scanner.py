@@ -35,6 +35,8 @@ from .registry import MARKER_FORMATS, REASONING_ZONES, TAIL_FORMATS
 # large file is a single call, so this is generous; past it the held text is passed on as text.
 MAX_HELD_CHARS = 1 << 20
 
+# Finish reasons of a message that ended by itself (not cut by `length`, an error, a client).
+_COMPLETED = frozenset({"stop", "tool_calls"})
 # How much of a line the tail formats see first: enough to tell prose from a call's opening.
 _FIRST_LOOK = 32
 
@@ -70,8 +72,8 @@ def _groups() -> dict[str, _Group]:
 
 
 GROUPS = _groups()
-_ZONE_ENDS = dict(REASONING_ZONES)
-_TRIGGER_TEXTS = sorted([*GROUPS, *_ZONE_ENDS], key=len, reverse=True)
+_REASONING_CLOSE = dict(REASONING_ZONES)
+_TRIGGER_TEXTS = sorted([*GROUPS, *_REASONING_CLOSE], key=len, reverse=True)
 _TRIGGERS = re.compile("|".join([*map(re.escape, _TRIGGER_TEXTS), "\n", "`"]))
 _TRIGGER_PREFIXES = frozenset(t[:k] for t in _TRIGGER_TEXTS for k in range(1, len(t)))
 _LONGEST_TRIGGER = max(map(len, _TRIGGER_TEXTS))
@@ -161,7 +163,7 @@ class ToolCallScanner:
         self._searched = 0  # a block's END is not in self._buf before this index
         self._next_check = 0  # held length at which to ask the formats again
         self._final_reason = ""
-        self.calls = 0
+        self.calls = 0  # calls emitted so far
 
     # --- public ------------------------------------------------------------------------------
 
@@ -175,13 +177,13 @@ class ToolCallScanner:
 
     def finish(self, finish_reason: str) -> tuple[list[Event], str]:
         """Decide everything still held; the finish reason becomes `tool_calls` when calls were
-        found in a message that ended normally (`stop`); `length` and others stay."""
+        found in a message that ended by itself (`stop`); `length` and others stay."""
         if self._tools is None:
             return [], finish_reason
         self._final_reason = finish_reason
         self._run(final=True)
         self._out.finish()
-        reason = "tool_calls" if finish_reason == "stop" and self.calls else finish_reason
+        reason = "tool_calls" if finish_reason in _COMPLETED and self.calls else finish_reason
         return self._out.drain(), reason
 
     # --- the walk ----------------------------------------------------------------------------
@@ -225,9 +227,9 @@ class ToolCallScanner:
             return True
         if token == "`":
             return self._open_code(final)
-        if token in _ZONE_ENDS:
+        if token in _REASONING_CLOSE:
             self._emit(m.end())
-            self._mode, self._zone, self._zone_end, self._bol = _ZONE, _REASONING, _ZONE_ENDS[token], False
+            self._mode, self._zone, self._zone_end, self._bol = _ZONE, _REASONING, _REASONING_CLOSE[token], False
             return True
         self._mode, self._group, self._start = _BLOCK, GROUPS[token], m.start()
         self._searched, self._next_check = m.end(), 0
@@ -313,7 +315,7 @@ class ToolCallScanner:
                 return self._reject_block()
             if final:
                 # A model may stop (EOS) instead of writing the closing tag; a cut one may not.
-                if self._final_reason == "stop":
+                if self._final_reason in _COMPLETED:
                     return self._settle(buf[body_at:], len(buf))
                 return self._reject_block()
             return False
@@ -349,7 +351,7 @@ class ToolCallScanner:
         if candidate_len > self._max:
             return self._reject_tail()
         if final:
-            if self._final_reason != "stop":
+            if self._final_reason not in _COMPLETED:
                 return self._reject_tail()  # a cut message has no known tail
             candidate = self._buf[self._start:].rstrip()
             for fmt in TAIL_FORMATS:

@@ -13,21 +13,26 @@ from ..calls import DeclaredTools, RawCall, typed_value
 
 START, END = "<tool_call>", "</tool_call>"
 
-_ARG = re.compile(r"\s*<arg_key>(.*?)</arg_key>\s*<arg_value>(.*?)</arg_value>", re.S)
 _NAME = re.compile(r"[\w.\-]+")
 
 
-def parse(body: str, tools: DeclaredTools) -> list[RawCall] | None:
-    first = body.find("<arg_key>")
+def key_value_call(body: str, tools: DeclaredTools, key_tag: str, value_tag: str) -> list[RawCall] | None:
+    """NAME then <KEY_TAG>k</KEY_TAG><VALUE_TAG>v</VALUE_TAG> pairs (GLM's shape, also LongCat's)."""
+    pair = re.compile(rf"\s*<{key_tag}>(.*?)</{key_tag}>\s*<{value_tag}>(.*?)</{value_tag}>", re.S)
+    first = body.find(f"<{key_tag}>")
     name = (body if first < 0 else body[:first]).strip()
     if not _NAME.fullmatch(name):
         return None
     args = {}
     pos = len(body) if first < 0 else first
-    while (m := _ARG.match(body, pos)) is not None:
+    while (m := pair.match(body, pos)) is not None:
         key = m.group(1).strip()
         args[key] = typed_value(m.group(2), tools.param_schema(name, key))
         pos = m.end()
     if body[pos:].strip():
         return None
     return [(name, args)]
+
+
+def parse(body: str, tools: DeclaredTools) -> list[RawCall] | None:
+    return key_value_call(body, tools, "arg_key", "arg_value")

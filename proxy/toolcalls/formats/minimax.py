@@ -18,7 +18,7 @@ _INVOKE = re.compile(r"\s*<invoke name=(\"[^\"]*\"|'[^']*'|[^\s>]+)\s*>(.*?)</in
 _PARAM = re.compile(r"\s*<parameter name=(\"[^\"]*\"|'[^']*'|[^\s>]+)\s*>(.*?)</parameter>", re.S)
 
 
-def _unquote(name: str) -> str:
+def unquote(name: str) -> str:
     return name[1:-1] if name[:1] in "\"'" and name[-1:] == name[:1] and len(name) > 1 else name
 
 
@@ -26,9 +26,9 @@ def parse(body: str, tools: DeclaredTools) -> list[RawCall] | None:
     calls: list[RawCall] = []
     pos = 0
     while (m := _INVOKE.match(body, pos)) is not None:
-        name, inner, args, at = _unquote(m.group(1)), m.group(2), {}, 0
+        name, inner, args, at = unquote(m.group(1)), m.group(2), {}, 0
         while (p := _PARAM.match(inner, at)) is not None:
-            key = _unquote(p.group(1))
+            key = unquote(p.group(1))
             args[key] = typed_value(p.group(2), tools.param_schema(name, key))
             at = p.end()
         if inner[at:].strip():
