@@ -11,7 +11,7 @@ from aiohttp import web
 
 from .config import Settings
 from .errors import ProxyError
-from .routes import admin, openai, passthrough
+from .routes import admin, openai, passthrough, protocols
 from .routes.serve import error_response
 from .routes.state import CACHE_STATUS_KEY, STATE_KEY, AppState
 from .upstream_status import UpstreamStatus
@@ -103,6 +103,11 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
         r.add_post(prefix + "/chat/completions", openai.chat_completions)
         r.add_post(prefix + "/completions", openai.completions)
         r.add_get(prefix + "/models", openai.models)
+    for prefix in ("/v1", ""):
+        r.add_post(prefix + "/responses", protocols.create_response)
+    r.add_post("/v1/messages", protocols.create_message)
+    r.add_post("/v1/messages/count_tokens", protocols.count_tokens)
+    r.add_get("/", protocols.root)  # aiohttp answers HEAD through the GET route
     r.add_get("/health", admin.health)
     r.add_get("/cache/stats", admin.cache_stats)
     r.add_delete("/cache/{key}", admin.cache_delete)

@@ -70,6 +70,9 @@ class Settings:
     served_model: str = "default_model"
     # Fingerprint of the served model's config (the launcher computes it when it knows the path).
     model_fingerprint: str = ""
+    # Local model folder (or cached hub name) whose tokenizer Anthropic count_tokens uses; the
+    # launcher sets it to the model it serves. Empty: count_tokens estimates.
+    tokenizer_path: str = ""
     # Extra names clients may use for the served model (listed in /v1/models).
     model_aliases: tuple[str, ...] = ()
     # mlx_lm.server's default of 512 truncates tool calls (an Edit with a code block is 1-3k

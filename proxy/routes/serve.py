@@ -59,7 +59,8 @@ async def serve_generation(request: web.Request, protocol: Protocol, body: dict)
         headers["Age"] = str(int(ticket.age))
     request[CACHE_STATUS_KEY] = ticket.status
     ctx = ResponseContext(response_id=protocol.id_prefix + secrets.token_hex(12), created=int(time.time()),
-                          model=state.settings.served_model, include_usage=creq.include_usage)
+                          model=state.settings.served_model, include_usage=creq.include_usage,
+                          client_request=body)
     try:
         if not creq.client_stream:
             try:
@@ -75,13 +76,14 @@ async def serve_generation(request: web.Request, protocol: Protocol, body: dict)
 async def _stream(request: web.Request, protocol: Protocol, ticket, ctx: ResponseContext,
                   headers: dict[str, str], keepalive: float) -> web.StreamResponse:
     renderer = protocol.stream_renderer(ctx)
+    head = renderer.head()  # first: renderers number their events in the order they make them
     resp = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def send(parts: list[bytes]) -> None:
         if not resp.prepared:
             await resp.prepare(request)
-            await resp.write(b"".join(renderer.head()))
+            await resp.write(b"".join(head))
         if parts:
             await resp.write(b"".join(parts))
 

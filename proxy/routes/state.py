@@ -13,6 +13,7 @@ from ..cache_control import CacheControl, parse_cache_control
 from ..config import Settings
 from ..normalize import ChatRequest, NormalizeConfig, normalize_chat
 from ..pipeline import Pipeline
+from ..tokens import TokenCounter
 from ..upstream import UpstreamClient
 from ..upstream_status import UpstreamStatus
 
@@ -30,6 +31,7 @@ class AppState:
     admission: Admission
     pipeline: Pipeline
     normalize_config: NormalizeConfig
+    tokens: TokenCounter
 
     @classmethod
     def build(cls, settings: Settings, status: UpstreamStatus) -> AppState:
@@ -39,7 +41,7 @@ class AppState:
         classifier = Classifier.build(settings.background_patterns, settings.background_max_tokens)
         pipeline = Pipeline(settings, upstream, cache, admission, classifier, status)
         return cls(settings, status, upstream, cache, admission, pipeline,
-                   NormalizeConfig.from_settings(settings))
+                   NormalizeConfig.from_settings(settings), TokenCounter(settings.tokenizer_path))
 
     def prepare(self, chat_body: dict, headers: Mapping[str, str]) -> tuple[ChatRequest, str, CacheControl]:
         """Normalize, read the cache controls, compute the key: once per request."""

@@ -97,10 +97,12 @@ def _guarded(fn: Callable, *args):
 
 
 class _Output:
-    """Collects events and applies the whitespace rule around calls."""
+    """Collects events and applies the whitespace rule around calls. Text decided within one
+    feed leaves as one delta."""
 
     def __init__(self, max_ws: int) -> None:
-        self.events: list[Event] = []
+        self._events: list[Event] = []
+        self._text: list[str] = []  # decided text not yet turned into a delta
         self._ws = ""  # trailing whitespace held back: dropped if a call follows
         self._ws_spilled = False  # a whitespace run outgrew the bound: pass the rest of it on
         self._after_call = False
@@ -114,31 +116,37 @@ class _Output:
             self._after_call = False
         body = s.rstrip()
         if body:
-            self.events.append(TextDelta(self._ws + body))
+            self._text += (self._ws, body)
             self._ws, self._ws_spilled = "", False
         ws = s[len(body):]
         if not ws:
             return
         if self._ws_spilled:
-            self.events.append(TextDelta(ws))
+            self._text.append(ws)
             return
         self._ws += ws
         if len(self._ws) > self._max_ws:
-            self.events.append(TextDelta(self._ws))
+            self._text.append(self._ws)
             self._ws, self._ws_spilled = "", True
 
     def call(self, delta: ToolCallDelta) -> None:
         self._ws, self._ws_spilled, self._after_call = "", False, True
-        self.events.append(delta)
+        self._flush_text()
+        self._events.append(delta)
 
     def finish(self) -> None:
-        if self._ws:
-            self.events.append(TextDelta(self._ws))
-            self._ws = ""
+        self._text.append(self._ws)
+        self._ws = ""
 
     def drain(self) -> list[Event]:
-        events, self.events = self.events, []
+        self._flush_text()
+        events, self._events = self._events, []
         return events
+
+    def _flush_text(self) -> None:
+        if text := "".join(self._text):
+            self._events.append(TextDelta(text))
+        self._text.clear()
 
 
 class ToolCallScanner:
@@ -163,6 +171,7 @@ class ToolCallScanner:
         self._searched = 0  # a block's END is not in self._buf before this index
         self._next_check = 0  # held length at which to ask the formats again
         self._final_reason = ""
+        self._tail_first: dict[str, bool] = {}
         self.calls = 0  # calls emitted so far
 
     # --- public ------------------------------------------------------------------------------
@@ -371,6 +380,14 @@ class ToolCallScanner:
         return False
 
     def _tail_viable(self, candidate: str) -> bool:
+        # Most lines are ruled out by their first character alone; a "no" for a prefix is a "no"
+        # for the whole line, so that answer is remembered per character.
+        first = self._tail_first.get(candidate[:1])
+        if first is None:
+            first = self._tail_first[candidate[:1]] = self._ask_tails(candidate[:1])
+        return first and self._ask_tails(candidate)
+
+    def _ask_tails(self, candidate: str) -> bool:
         return any(_guarded(fmt.viable, candidate, self._tools) for fmt in TAIL_FORMATS)
 
     def _reject_tail(self) -> bool:

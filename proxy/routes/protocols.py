@@ -1,0 +1,50 @@
+"""OpenAI Responses and Anthropic Messages endpoints, served through the chat pipeline."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import ProxyError
+from ..translate import messages, responses
+from .body import read_json
+from .serve import Protocol, error_response, serve_generation
+from .state import STATE_KEY, AppState
+
+RESPONSES = Protocol(name="responses", to_chat=responses.to_chat, render_json=responses.render_json,
+                     stream_renderer=responses.ResponsesStreamRenderer, error_body=ProxyError.openai_body,
+                     id_prefix="resp_")
+MESSAGES = Protocol(name="messages", to_chat=messages.to_chat, render_json=messages.render_json,
+                    stream_renderer=messages.MessagesStreamRenderer, error_body=ProxyError.anthropic_body,
+                    id_prefix="msg_", relay_comments=False)
+
+
+async def _serve(request: web.Request, protocol: Protocol) -> web.StreamResponse:
+    try:
+        body = await read_json(request)
+    except ProxyError as e:
+        return error_response(e, protocol.error_body(e))
+    return await serve_generation(request, protocol, body)
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, RESPONSES)
+
+
+async def create_message(request: web.Request) -> web.StreamResponse:
+    return await _serve(request, MESSAGES)
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    """Anthropic's count_tokens: the served model's tokenizer when the proxy can load it,
+    otherwise an estimate; `X-Token-Count` says which."""
+    state: AppState = request.app[STATE_KEY]
+    try:
+        chat_body = messages.to_chat(await read_json(request))
+    except ProxyError as e:
+        return error_response(e, e.anthropic_body())
+    count, how = await state.tokens.count(chat_body)
+    return web.json_response({"input_tokens": count}, headers={"X-Token-Count": how})
+
+
+async def root(request: web.Request) -> web.Response:
+    """Claude Code probes `HEAD /` and `GET /` before it starts; answer here, never upstream."""
+    return web.json_response({"status": "ok", "service": "mlx-proxy"})
