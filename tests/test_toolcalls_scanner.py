@@ -24,6 +24,7 @@ FRAGMENTS = sorted({
     '{"command": "ls -la"}', '[{"name": "Bash", "arguments": {"command": "x"}}]',
     "<function=Bash>", "<parameter=command>\necho hi\n</parameter>", "</function>",
     "Bash[ARGS]", '(command="ls")', "call:Bash{command:<escape>ls<escape>}", "\t",
+    "```tool_code\n", 'Bash(command="ls")', "</think>",
 })
 
 

@@ -26,14 +26,15 @@ from .formats import (bare_json, call_syntax, command_r, deepseek, function_gemm
                       gemma4, glm, gpt_oss, granite, granite_fc, hermes, internlm, jamba,
                       json_fence, kimi_k2, kimi_k3, lfm_pythonic, llama3, longcat, minicpm5,
                       minimax, mistral, muse_spark, phi4_mini, pythonic_tail, qwen3_xml, seed_oss,
-                      xml_function)
+                      tool_code_fence, xml_function)
 
 MARKER_FORMATS: tuple[ModuleType, ...] = (
     hermes, qwen3_xml, glm, xml_function, mistral, llama3, deepseek, kimi_k2, kimi_k3, minimax,
     gpt_oss, granite, granite_fc, functionary, command_r, function_gemma, gemma4, phi4_mini,
     lfm_pythonic, jamba, longcat, seed_oss, internlm, minicpm5, muse_spark,
 )
-TAIL_FORMATS: tuple[ModuleType, ...] = (bare_json, json_fence, call_syntax, pythonic_tail)
+TAIL_FORMATS: tuple[ModuleType, ...] = (bare_json, json_fence, call_syntax, pythonic_tail,
+                                         tool_code_fence)
 
 # Text that is never scanned for calls: (opening, closing). Reasoning stays text as it was.
 REASONING_ZONES: tuple[tuple[str, str], ...] = (

@@ -15,6 +15,11 @@ already seen and is one that more text could not change (a held candidate is rej
 when the format says no text could complete it, a bound is a length of the text itself), and
 when a hold is given up the held text is scanned again from its start as prose.
 
+Reasoning: text from an opening tag (`<think>`, see registry.REASONING_ZONES) to its closing tag
+or the end is never scanned. A closing tag with no opening one cannot make the text before it
+reasoning after the fact (that text, and any call in it, was already sent); mlx_lm.server itself
+moves such reasoning out of the content when the prompt opened it.
+
 Text around calls: whitespace directly before a call, between calls and after the last call is
 dropped (it is glue, not content); everything else is passed on byte for byte. Content that
 was sent is never taken back, and an empty text delta is never produced.
