@@ -176,6 +176,9 @@ class ToolCallScanner:
         self._searched = 0  # a block's END is not in self._buf before this index
         self._next_check = 0  # held length at which to ask the formats again
         self._final_reason = ""
+        self._incoming: list[str] = []  # chunks kept aside while a held call cannot change
+        self._incoming_len = 0
+        self._end_overlap = ""  # the last len(END)-1 characters seen, to spot an END across chunks
         self._tail_first: dict[str, bool] = {}
         self.calls = 0  # calls emitted so far
 
@@ -185,8 +188,11 @@ class ToolCallScanner:
         if self._tools is None:
             return [TextDelta(text)] if text else []
         if text:
-            self._buf += text
-            self._run(final=False)
+            self._incoming.append(text)
+            self._incoming_len += len(text)
+            if not self._nothing_to_decide(text):
+                self._take_incoming()
+                self._run(final=False)
         return self._out.drain()
 
     def finish(self, finish_reason: str) -> tuple[list[Event], str]:
@@ -195,10 +201,34 @@ class ToolCallScanner:
         if self._tools is None:
             return [], finish_reason
         self._final_reason = finish_reason
+        self._take_incoming()
         self._run(final=True)
         self._out.finish()
         reason = "tool_calls" if finish_reason in _COMPLETED and self.calls else finish_reason
         return self._out.drain(), reason
+
+    # --- holding without copying --------------------------------------------------------------
+
+    def _nothing_to_decide(self, text: str) -> bool:
+        """While a long call is held, most chunks cannot change anything: they are kept aside
+        (not appended to the buffer, which would copy it every chunk) until the next length at
+        which the held text is looked at again, or until the block's END may have arrived."""
+        held = len(self._buf) + self._incoming_len - self._start
+        if self._mode == _TAIL or (self._mode == _BLOCK and self._group.end is None):
+            return held <= self._next_check and held <= self._max
+        if self._mode == _BLOCK:
+            window = self._end_overlap + text
+            if self._group.end in window or held > self._max:
+                return False
+            self._end_overlap = window[-(len(self._group.end) - 1):]
+            return True
+        return False
+
+    def _take_incoming(self) -> None:
+        if self._incoming:
+            self._buf += "".join(self._incoming)
+            self._incoming.clear()
+            self._incoming_len = 0
 
     # --- the walk ----------------------------------------------------------------------------
 
@@ -212,6 +242,8 @@ class ToolCallScanner:
             self._searched -= keep
             self._start -= keep
             self._i -= keep
+        if self._mode == _BLOCK and self._group.end is not None:
+            self._end_overlap = self._buf[len(self._buf) - (len(self._group.end) - 1):]
 
     def _emit(self, upto: int) -> None:
         if upto > self._i:
@@ -334,7 +366,7 @@ class ToolCallScanner:
                 return self._reject_block()
             return False
         held = len(buf) - body_at
-        if not final and held < self._next_check:
+        if not final and held < self._next_check and held <= self._max:
             return False
         self._next_check = held + max(16, held // 4)
         n = _guarded(group.formats[0].measure, buf[body_at:], final)
