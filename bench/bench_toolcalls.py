@@ -77,7 +77,7 @@ def hundred_kb_call() -> str:
 
 
 def row(name: str, ours: float, base: float, unit: str, scale: float) -> str:
-    return f"{name:<44} {ours * scale:>10.2f} {base * scale:>10.2f} {unit:<6} {ours / base:>7.1f}x"
+    return f"{name:<62} {ours * scale:>9.2f} {base * scale:>9.2f} {unit:<4} {ours / base:>7.1f}x"
 
 
 def corpus_scores() -> dict[str, tuple[int, int]]:
@@ -110,17 +110,20 @@ def main() -> None:
     turn = agent_turn()
     turn_chunks = chunks(turn)
     n = len(turn_chunks)
-    print(f"{'measure':<44} {'ours':>10} {'baseline':>10} {'unit':<6} {'ratio':>8}")
+    print(f"{'measure':<62} {'ours':>9} {'baseline':>9} {'unit':<4} {'ratio':>8}")
     print(row(f"per chunk, agent turn ({len(turn) // 1000} KB, {n} chunks)",
               best_of(lambda: stream(turn_chunks)) / n, best_of(lambda: collect(turn_chunks)) / n, "us", 1e6))
 
-    for label, text in (("100 KB prose", hundred_kb_prose()), ("100 KB tail JSON call", hundred_kb_call())):
+    call = hundred_kb_call()
+    hermes = "Writing the file.\n<tool_call>" + call.split("\n", 1)[1] + "</tool_call>"
+    for label, text in (("100 KB prose", hundred_kb_prose()), ("100 KB tail JSON call", call),
+                        ("100 KB Hermes call", hermes)):
         body = json.dumps({"id": "x", "object": "chat.completion", "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
-        print(row(f"{label}, non-stream extract vs json.loads",
+        print(row(f"{label}, non-stream: extract vs json.loads(body)",
                   best_of(lambda: extract(text, CLAUDE_TOOLS, "stop")), best_of(lambda: json.loads(body)), "ms", 1e3))
         text_chunks = chunks(text)
-        print(row(f"{label}, streamed ({len(text_chunks)} chunks) total",
+        print(row(f"{label}, streamed in {len(text_chunks)} chunks, total",
                   best_of(lambda: stream(text_chunks), 3), best_of(lambda: collect(text_chunks), 3), "ms", 1e3))
         print(row(f"{label}, streamed, per chunk",
                   best_of(lambda: stream(text_chunks), 3) / len(text_chunks),
