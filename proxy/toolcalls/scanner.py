@@ -20,9 +20,13 @@ or the end is never scanned. A closing tag with no opening one cannot make the t
 reasoning after the fact (that text, and any call in it, was already sent); mlx_lm.server itself
 moves such reasoning out of the content when the prompt opened it.
 
-Text around calls: whitespace directly before a call, between calls and after the last call is
-dropped (it is glue, not content); everything else is passed on byte for byte. Content that
-was sent is never taken back, and an empty text delta is never produced.
+Code: a fence opens with 3+ backticks at a line start and runs to a closing fence (or the end);
+an inline span runs to the same number of backticks or, unclosed, to the end of its line. Neither
+is scanned for markers, except a whole tail fence whose body is calls (formats/json_fence.py).
+
+A message cut short (any finish reason but stop / tool_calls) has no known tail, and a block it
+left open is text. Text around calls follows output.py (whitespace next to a call is glue, not
+content); all other text is passed on byte for byte, never taken back, never as an empty delta.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ from types import ModuleType
 
 from ..completion import Event, TextDelta, ToolCall, ToolCallDelta
 from .calls import DeclaredTools, accept_calls
+from .output import Output
 from .registry import MARKER_FORMATS, REASONING_ZONES, TAIL_FORMATS
 
 # The longest text held back while a call is undecided (characters). A whole-file Write of a
@@ -92,6 +97,10 @@ def _partial_suffix(text: str, start: int, prefixes: frozenset[str], longest: in
     return 0
 
 
+def _last(text: str, n: int) -> str:
+    return text[max(0, len(text) - n):] if n > 0 else ""
+
+
 def _guarded(fn: Callable, *args):
     """Formats are pure parsers of model output; one that trips on odd text must not fail the
     response (fail open: the text stays content)."""
@@ -99,59 +108,6 @@ def _guarded(fn: Callable, *args):
         return fn(*args)
     except Exception:  # noqa: BLE001 - deliberately broad, see docstring
         return None
-
-
-class _Output:
-    """Collects events and applies the whitespace rule around calls. Text decided within one
-    feed leaves as one delta."""
-
-    def __init__(self, max_ws: int) -> None:
-        self._events: list[Event] = []
-        self._text: list[str] = []  # decided text not yet turned into a delta
-        self._ws = ""  # trailing whitespace held back: dropped if a call follows
-        self._ws_spilled = False  # a whitespace run outgrew the bound: pass the rest of it on
-        self._after_call = False
-        self._max_ws = max_ws
-
-    def text(self, s: str) -> None:
-        if self._after_call:
-            s = s.lstrip()
-            if not s:
-                return
-            self._after_call = False
-        body = s.rstrip()
-        if body:
-            self._text += (self._ws, body)
-            self._ws, self._ws_spilled = "", False
-        ws = s[len(body):]
-        if not ws:
-            return
-        if self._ws_spilled:
-            self._text.append(ws)
-            return
-        self._ws += ws
-        if len(self._ws) > self._max_ws:
-            self._text.append(self._ws)
-            self._ws, self._ws_spilled = "", True
-
-    def call(self, delta: ToolCallDelta) -> None:
-        self._ws, self._ws_spilled, self._after_call = "", False, True
-        self._flush_text()
-        self._events.append(delta)
-
-    def finish(self) -> None:
-        self._text.append(self._ws)
-        self._ws = ""
-
-    def drain(self) -> list[Event]:
-        self._flush_text()
-        events, self._events = self._events, []
-        return events
-
-    def _flush_text(self) -> None:
-        if text := "".join(self._text):
-            self._events.append(TextDelta(text))
-        self._text.clear()
 
 
 class ToolCallScanner:
@@ -162,7 +118,7 @@ class ToolCallScanner:
         self._tools = DeclaredTools.from_openai(tools)
         self._new_id = new_id
         self._max = max_held_chars
-        self._out = _Output(max_held_chars)
+        self._out = Output(max_held_chars)
         self._buf = ""
         self._i = 0  # self._buf[:self._i] is decided
         self._mode = _TEXT
@@ -220,7 +176,7 @@ class ToolCallScanner:
             window = self._end_overlap + text
             if self._group.end in window or held > self._max:
                 return False
-            self._end_overlap = window[-(len(self._group.end) - 1):]
+            self._end_overlap = _last(window, len(self._group.end) - 1)
             return True
         return False
 
@@ -243,7 +199,7 @@ class ToolCallScanner:
             self._start -= keep
             self._i -= keep
         if self._mode == _BLOCK and self._group.end is not None:
-            self._end_overlap = self._buf[len(self._buf) - (len(self._group.end) - 1):]
+            self._end_overlap = _last(self._buf, len(self._group.end) - 1)
 
     def _emit(self, upto: int) -> None:
         if upto > self._i:
