@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 
+from proxy.app import ProxyServer, configure_logging
 from proxy.cli import ConfigError, add_proxy_arguments, build_settings, printable
 from proxy.upstream_status import UpstreamStatus
 
@@ -35,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model folder, hub name, or `tiny-random` (a tiny offline model built locally)")
     launch.add_argument("--server-port", type=int, default=defaults.DEFAULT_SERVER_PORT,
                         help="mlx_lm.server's port on 127.0.0.1 (default: a free port)")
-    launch.add_argument("--grace", type=float, default=defaults.DEFAULT_GRACE,
-                        help="seconds in-flight requests get to finish on stop (default: %(default)s)")
+    # The drain period is the proxy's own setting (shutdown_grace); --grace is its short name.
+    launch.add_argument("--grace", dest="shutdown_grace", default=None,
+                        help="seconds in-flight requests get to finish on stop (= --shutdown-grace)")
     launch.add_argument("--ready-timeout", type=float, default=defaults.DEFAULT_READY_TIMEOUT,
                         help="seconds to wait for the model to load (default: %(default)s)")
     launch.add_argument("--max-restarts", type=int, default=defaults.DEFAULT_MAX_RESTARTS,
@@ -65,21 +67,22 @@ def free_port(host: str = defaults.CHILD_HOST) -> int:
 
 def launch_config(args: argparse.Namespace, model: ResolvedModel, extra: tuple[str, ...]) -> LaunchConfig:
     return LaunchConfig(
-        model=model.name, model_path=model.path, server_port=args.server_port or free_port(),
-        extra_args=extra, offline=model.local, grace=args.grace, ready_timeout=args.ready_timeout,
+        model=model.name, model_path=model.path, server_port=args.server_port,
+        extra_args=extra, offline=model.local, ready_timeout=args.ready_timeout,
         backoff_initial=args.backoff_initial, backoff_max=args.backoff_max, max_restarts=args.max_restarts)
 
 
 def main(argv: list[str] | None = None) -> int:
     own, extra = split_server_args(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(own)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(own)
     try:
+        if args.server_port == 0:
+            args.server_port = free_port()
+        upstream = f"http://{defaults.CHILD_HOST}:{args.server_port}"
+        configure_logging(build_settings(args, upstream=upstream))  # before a first tiny-random build
         model = resolve_model(args.model)
-        cfg = launch_config(args, model, extra)
-        settings = build_settings(args, upstream=f"http://{defaults.CHILD_HOST}:{cfg.server_port}",
-                                  served_model=model.name, model_fingerprint=model.fingerprint)
+        settings = build_settings(args, upstream=upstream, served_model=model.name,
+                                  model_fingerprint=model.fingerprint)
     except ConfigError as e:
         print(f"mlx-launch: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -87,13 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         import orjson
         print(orjson.dumps(printable(settings), option=orjson.OPT_INDENT_2).decode())
         return EXIT_OK
-    return asyncio.run(run(settings, cfg))
+    return asyncio.run(run(settings, launch_config(args, model, extra)))
 
 
 async def run(settings, cfg: LaunchConfig) -> int:
     """Proxy first (a taken proxy port fails before any model loads), then the child."""
-    from proxy.app import ProxyServer
-
     status = UpstreamStatus(state="starting", managed=True)
     supervisor = Supervisor(cfg, status)
     server = ProxyServer(settings, status)
@@ -119,8 +120,9 @@ async def run(settings, cfg: LaunchConfig) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        log.info("stopping: waiting up to %.0f s for %d in-flight request(s)", cfg.grace, server.in_flight)
-        await server.stop(cfg.grace if code == EXIT_OK else 0)
+        grace = settings.shutdown_grace if code == EXIT_OK else 0.0
+        log.info("stopping: waiting up to %.0f s for %d in-flight request(s)", grace, server.in_flight)
+        await server.stop(grace)
         await supervisor.stop()
         log.info("stopped")
     return code

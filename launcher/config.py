@@ -12,9 +12,6 @@ CHILD_HOST = "127.0.0.1"
 # 0 = pick a free port at start-up. mlx_lm.server's own default (8080) is often taken (other
 # servers, a second launcher on the same machine); the port is internal, nobody types it.
 DEFAULT_SERVER_PORT = 0
-# In-flight requests get this long to finish on SIGINT/SIGTERM. Long agent turns can run for
-# minutes; 30 s finishes most tool-call turns without making Ctrl-C feel ignored.
-DEFAULT_GRACE = 30.0
 # After SIGTERM the child gets this long before SIGKILL. mlx_lm.server's handler only closes
 # the listener and joins the generation thread, which ends within one decode step.
 CHILD_TERM_TIMEOUT = 10.0
@@ -51,7 +48,6 @@ class LaunchConfig:
     server_port: int
     extra_args: tuple[str, ...] = ()
     offline: bool = False  # set HF_HUB_OFFLINE=1 for the child (local model paths)
-    grace: float = DEFAULT_GRACE
     term_timeout: float = CHILD_TERM_TIMEOUT
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     backoff_initial: float = BACKOFF_INITIAL

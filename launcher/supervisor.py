@@ -63,7 +63,9 @@ class Supervisor:
         return self._proc.pid if self._proc and self._proc.returncode is None else None
 
     async def start(self) -> bool:
-        """First start. False if stop() came first; LaunchError if the server cannot serve."""
+        """First start (or a start after stop()). False if stop() came first; LaunchError if
+        the server cannot serve."""
+        self._stopping = False
         self.status.set("starting", "launching mlx_lm.server")
         return await self._start_child()
 

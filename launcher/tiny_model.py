@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -175,5 +177,10 @@ def build_tiny_random(out: Path, params: dict[str, Any] = TINY_RANDOM_PARAMS) ->
 
 def tiny_random_path() -> Path:
     """The cached tiny-random model, built on first use (a few seconds, no network)."""
-    key = content_key(TINY_RANDOM_PARAMS)
-    return build_once(cache_root() / "models" / f"tiny-random-{key}", build_tiny_random)
+    target = cache_root() / "models" / f"tiny-random-{content_key(TINY_RANDOM_PARAMS)}"
+    if not target.exists():
+        started = time.monotonic()
+        build_once(target, build_tiny_random)
+        logging.getLogger("mlx_launch").info("built the tiny-random model in %.1f s: %s",
+                                             time.monotonic() - started, target)
+    return target
