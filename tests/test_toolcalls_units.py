@@ -6,6 +6,7 @@ import json
 import pytest
 
 from proxy.toolcalls import normalize_upstream_calls
+from proxy.toolcalls import extract
 from proxy.toolcalls.calls import COMPLETE, INCOMPLETE, INVALID, json_value_at, typed_value
 
 
@@ -66,3 +67,11 @@ def test_xml_values_follow_the_declared_schema(raw, schema, value):
 ])
 def test_json_status(text, status):
     assert json_value_at(text, 0)[0] == status
+
+
+def test_tools_in_responses_and_anthropic_shapes_are_declared_too():
+    text = "<tool_call>\n<function=f>\n<parameter=n>\n5\n</parameter>\n</function>\n</tool_call>"
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    for tools in ([{"type": "function", "name": "f", "parameters": schema}], [{"name": "f", "input_schema": schema}]):
+        assert [(c.name, c.arguments) for c in extract(text, tools, "stop")[1]] == [("f", '{"n":5}')]
+    assert extract(text, [{"type": "function"}, "junk"], "stop")[1] == []

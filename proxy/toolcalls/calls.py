@@ -49,11 +49,15 @@ class DeclaredTools:
 
     @classmethod
     def from_openai(cls, tools: list[dict] | None) -> DeclaredTools | None:
+        """Chat-completions tools; the flat Responses (`{"type": "function", "name", "parameters"}`)
+        and Anthropic (`{"name", "input_schema"}`) shapes are read too. None: nothing declared."""
         functions: dict[str, dict] = {}
         for tool in tools or ():
-            fn = tool.get("function") if isinstance(tool, dict) else None
-            if isinstance(fn, dict) and isinstance(fn.get("name"), str) and fn["name"]:
-                params = fn.get("parameters")
+            if not isinstance(tool, dict):
+                continue
+            fn = tool["function"] if isinstance(tool.get("function"), dict) else tool
+            if isinstance(fn.get("name"), str) and fn["name"]:
+                params = fn.get("parameters", fn.get("input_schema"))
                 functions[fn["name"]] = params if isinstance(params, dict) else {}
         return cls(functions) if functions else None
 
