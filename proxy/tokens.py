@@ -47,9 +47,8 @@ class TokenCounter:
             try:
                 ids = await asyncio.to_thread(
                     tokenizer.apply_chat_template, chat_request.get("messages", []),
-                    tools=chat_request.get("tools") or None, add_generation_prompt=True, tokenize=True)
-                if isinstance(ids, dict):  # transformers 5 returns a BatchEncoding
-                    ids = ids["input_ids"]
+                    tools=chat_request.get("tools") or None, add_generation_prompt=True, tokenize=True,
+                    return_dict=False)
                 return len(ids), "exact"
             except Exception as e:
                 log.warning("chat template failed for count_tokens (%s); estimating", type(e).__name__)
