@@ -2,15 +2,16 @@
 
     <|channel|>commentary to=functions.NAME <|constrain|>json<|message|>{...}<|call|>
 
-(The analysis channel is reasoning: see registry.REASONING_ZONES.)
+(The analysis channel is reasoning: see registry.REASONING_ZONES. The recipient may also come
+first, see gpt_oss_recipient.py.)
 """
 import re
 
-from ..calls import RawCall, arguments_object, json_value_at, COMPLETE
+from ..calls import COMPLETE, RawCall, arguments_object, json_value_at
 
 START, END = "<|channel|>commentary to=functions.", "<|call|>"
 
-_HEAD = re.compile(r"([\w.\-]+)[^<]*(?:<\|constrain\|>\s*\w+\s*)?<\|message\|>", re.S)
+_HEAD = re.compile(r"([\w.\-]+)(?:[^<]|<\|channel\|>|<\|constrain\|>)*<\|message\|>", re.S)
 
 
 def parse(body, tools) -> list[RawCall] | None:
