@@ -28,7 +28,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mlx-launch",
+        prog="mlx-launch", allow_abbrev=False,
         description="Run the stock mlx_lm.server behind mlx-proxy: start it, wait until it serves, "
                     "restart it if it dies, stop it cleanly. Arguments after `--` go to mlx_lm.server.")
     launch = parser.add_argument_group("launcher options")

@@ -1,0 +1,259 @@
+"""The real `mlx-launch` CLI (`python -m launcher`) as a subprocess on the tiny-random model:
+start, serve through the proxy, stop, restart after a crash, fatal start-up errors, and no
+orphaned mlx_lm.server in any case."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from launcher.cli import free_port
+
+READY = r"ready: http://"
+CHILD_STARTED = r"started mlx_lm.server pid=(\d+)"
+START_TIMEOUT = 90.0
+EXIT_TIMEOUT = 30.0
+GONE_TIMEOUT = 5.0
+
+
+def process_gone(pid: int) -> bool:
+    """True when `pid` no longer runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def wait_gone(pid: int, timeout: float = GONE_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process_gone(pid):
+            return True
+        time.sleep(0.05)
+    return process_gone(pid)
+
+
+class Launch:
+    """`python -m launcher ARGS` with its log lines collected as they arrive."""
+
+    def __init__(self, *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "launcher", "--port", str(self.port), *args],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._new_line = threading.Condition()
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._new_line:
+                self.lines.append(line.rstrip("\n"))
+                self._new_line.notify_all()
+        with self._new_line:
+            self._new_line.notify_all()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = START_TIMEOUT, start: int = 0) -> re.Match:
+        """First log line (from index `start`) matching `pattern`; fails on timeout or exit."""
+        deadline = time.monotonic() + timeout
+        regex = re.compile(pattern)
+        seen = start
+        with self._new_line:
+            while True:
+                for line in self.lines[seen:]:
+                    if m := regex.search(line):
+                        return m
+                seen = len(self.lines)
+                if self.proc.poll() is not None and seen == len(self.lines):
+                    pytest.fail(f"launcher exited ({self.proc.returncode}) before {pattern!r}:\n{self.output}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f"no {pattern!r} within {timeout} s:\n{self.output}")
+                self._new_line.wait(min(left, 0.5))
+
+    def child_pids(self) -> list[int]:
+        return [int(m) for m in re.findall(CHILD_STARTED, self.output)]
+
+    def signal(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(EXIT_TIMEOUT)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pid in self.child_pids():
+            if not process_gone(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def launch(tiny_model_path):  # tiny_model_path: the model is built before any timing starts
+    started: list[Launch] = []
+
+    def start(*args: str, port: int | None = None) -> Launch:
+        run = Launch(*args, port=port)
+        started.append(run)
+        return run
+
+    yield start
+    for run in started:
+        run.close()
+
+
+def chat(port: int, max_tokens: int = 3, timeout: float = 60.0) -> tuple[int, dict, dict]:
+    """(status, headers, JSON body) of one chat completion through the proxy."""
+    body = json.dumps({"model": "tiny-random", "messages": [{"role": "user", "content": "hi"}],
+                       "max_tokens": max_tokens}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), json.loads(e.read())
+
+
+def get_json(port: int, path: str) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_serves_through_the_proxy_and_stops_cleanly_on_sigterm(launch):
+    run = launch("--model", "tiny-random")
+    run.wait_for(READY)
+    [child] = run.child_pids()
+    status, _, body = chat(run.port)
+    assert status == 200
+    assert body["model"] == "tiny-random"
+    assert body["usage"]["completion_tokens"] == 3
+    assert run.signal(signal.SIGTERM) == 0
+    assert wait_gone(child)
+    assert "exited with status -15" in run.output
+
+
+def test_sigint_while_the_model_loads_stops_without_orphans(launch):
+    run = launch("--model", "tiny-random")
+    run.wait_for(CHILD_STARTED)
+    [child] = run.child_pids()
+    assert run.signal(signal.SIGINT) == 0
+    assert wait_gone(child)
+
+
+def test_in_flight_request_finishes_before_the_server_stops(launch):
+    run = launch("--model", "tiny-random", "--grace", "60")
+    run.wait_for(READY)
+    started = time.monotonic()
+    status, _, _ = chat(run.port, max_tokens=1)
+    one_token = time.monotonic() - started
+    result: list = []
+    # Long enough to be in flight when SIGTERM lands (tiny-random rarely stops early).
+    request = threading.Thread(target=lambda: result.append(chat(run.port, max_tokens=3000)))
+    request.start()
+    time.sleep(max(0.5, 5 * one_token))
+    assert run.signal(signal.SIGTERM) == 0
+    request.join(EXIT_TIMEOUT)
+    status, _, body = result[0]
+    assert status == 200, body
+    assert body["usage"]["completion_tokens"] > 0
+    assert re.search(r"waiting up to 60 s for 1 in-flight", run.output)
+
+
+def test_killed_child_is_restarted_and_clients_get_503_meanwhile(launch):
+    # A 3 s first backoff leaves a window in which the proxy must answer 503.
+    run = launch("--model", "tiny-random", "--backoff-initial", "3", "--cache", "none")
+    run.wait_for(READY)
+    [first] = run.child_pids()
+    mark = len(run.lines)
+    os.kill(first, signal.SIGKILL)
+    run.wait_for(r"restart 1 in 3 s", timeout=10, start=mark)
+    status, headers, body = chat(run.port)
+    assert status == 503
+    assert int(headers["Retry-After"]) >= 3
+    assert body["error"]["message"] and body["error"]["type"]
+    run.wait_for(r"mlx_lm.server ready in", start=mark)
+    second = run.child_pids()[-1]
+    assert second != first and not process_gone(second)
+    assert chat(run.port)[0] == 200
+    upstream = get_json(run.port, "/health")["upstream"]
+    assert upstream["state"] == "ready" and upstream["restarts"] == 1
+    assert upstream["restart_causes"] == {"exited": 1}
+    assert run.signal(signal.SIGTERM) == 0
+    assert wait_gone(second)
+
+
+def test_taken_proxy_port_fails_before_starting_the_server(launch):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        run = launch("--model", "tiny-random", port=taken.getsockname()[1])
+        assert run.proc.wait(EXIT_TIMEOUT) == 1
+    assert "cannot listen on 127.0.0.1" in run.output
+    assert run.child_pids() == []
+
+
+def test_taken_server_port_is_a_clear_error_and_leaves_no_process(launch):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        run = launch("--model", "tiny-random", "--server-port", str(taken.getsockname()[1]))
+        assert run.proc.wait(EXIT_TIMEOUT) == 1
+    assert "the server port is already in use" in run.output
+    [child] = run.child_pids()
+    assert wait_gone(child)
+
+
+def test_model_that_fails_to_load_is_a_clear_error(launch, tmp_path):
+    (tmp_path / "config.json").write_text("{}")  # a folder that is no model
+    run = launch("--model", str(tmp_path))
+    assert run.proc.wait(EXIT_TIMEOUT) == 1
+    assert "cannot serve: the model failed to load" in run.output
+    [child] = run.child_pids()
+    assert wait_gone(child)
+
+
+def test_child_exits_when_the_launcher_is_killed(launch):
+    run = launch("--model", "tiny-random")
+    run.wait_for(READY)
+    [child] = run.child_pids()
+    run.proc.kill()
+    run.proc.wait()
+    assert wait_gone(child), "mlx_lm.server outlived a SIGKILLed launcher"
+
+
+def test_orphan_guard_ends_the_server_when_its_pipe_closes(tiny_model_path):
+    """The guard that works on macOS too: EOF on stdin (the launcher's pipe) ends the child."""
+    from launcher.child import ORPHANED_EXIT_CODE
+
+    child = subprocess.Popen([sys.executable, "-m", "launcher.child", "--model", tiny_model_path,
+                              "--port", str(free_port())], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            if "Starting httpd" in line:
+                break
+        child.stdin.close()  # what the kernel does when the launcher dies
+        assert child.wait(GONE_TIMEOUT) == ORPHANED_EXIT_CODE
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

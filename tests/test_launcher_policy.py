@@ -1,0 +1,96 @@
+"""The launcher's pure decisions: output classification, backoff, arguments, environment."""
+from __future__ import annotations
+
+import pytest
+
+from launcher.cli import build_parser, split_server_args
+from launcher.policy import (LineKind, backoff_delay, child_env, classify_line, retry_after_seconds,
+                             server_args, waiting_for)
+
+# Lines as mlx_lm.server 0.32 prints them (captured from real runs).
+PORT_IN_USE = "OSError: [Errno 98] Address already in use"
+PORT_IN_USE_MAC = "OSError: [Errno 48] Address already in use"
+LOAD_FAILED = ("2026-11-25 17:25:30,249 - ERROR - mlx_lm.server generation thread died: "
+               "Repo id must use alphanumeric chars: '/nonexistent'.")
+LISTENING = "2026-11-25 17:25:30,250 - INFO - Starting httpd at 127.0.0.1 on port 18777..."
+
+
+@pytest.mark.parametrize("line", [PORT_IN_USE, PORT_IN_USE_MAC])
+def test_port_in_use_is_fatal(line):
+    verdict = classify_line(line)
+    assert verdict.kind is LineKind.FATAL
+    assert "port" in verdict.reason and "in use" in verdict.reason
+
+
+def test_dead_generation_thread_is_fatal_with_its_cause():
+    verdict = classify_line(LOAD_FAILED)
+    assert verdict.kind is LineKind.FATAL
+    assert verdict.reason.startswith("the model failed to load")
+    assert "/nonexistent" in verdict.reason
+
+
+def test_fatal_reason_is_bounded():
+    verdict = classify_line("mlx_lm.server generation thread died: " + "x" * 10_000)
+    assert verdict.kind is LineKind.FATAL and len(verdict.reason) <= 300
+
+
+@pytest.mark.parametrize("line, kind", [
+    (LISTENING, LineKind.LISTENING),
+    ("Fetching 9 files:  11%|#1        | 1/9", LineKind.DOWNLOADING),
+    ('127.0.0.1 - - [25/Nov/2026 17:29:19] "POST /v1/chat/completions HTTP/1.1" 200 -', LineKind.OTHER),
+    ("2026-11-25 - INFO - Prompt processing progress: 10/11", LineKind.OTHER),
+    ("", LineKind.OTHER),
+])
+def test_non_fatal_lines(line, kind):
+    assert classify_line(line).kind is kind
+
+
+def test_waiting_for_describes_the_stage():
+    assert "process" in waiting_for(listening=False, downloading=False, connected=False)
+    assert "download" in waiting_for(listening=False, downloading=True, connected=False)
+    assert "load" in waiting_for(listening=True, downloading=False, connected=False)
+    assert "load" in waiting_for(listening=False, downloading=True, connected=True)
+
+
+def test_backoff_doubles_from_initial_and_is_capped():
+    delays = [backoff_delay(n, 1.0, 30.0) for n in range(1, 9)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert backoff_delay(0, 1.0, 30.0) == 0.0
+    assert backoff_delay(10_000, 1.0, 30.0) == 30.0  # no overflow for a long failure streak
+
+
+def test_retry_after_is_a_positive_integer_covering_backoff_and_load():
+    assert retry_after_seconds(0.0, None) == 1
+    assert retry_after_seconds(2.0, 1.2) == 4
+    assert retry_after_seconds(30.0, 95.5) == 126
+    assert isinstance(retry_after_seconds(0.5, 0.1), int)
+
+
+def test_server_args_keep_extra_args_last():
+    assert server_args("/m", "127.0.0.1", 9000, ("--max-tokens", "64")) == [
+        "--model", "/m", "--host", "127.0.0.1", "--port", "9000", "--max-tokens", "64"]
+
+
+def test_child_env_is_unbuffered_and_offline_only_for_local_models():
+    base = {"PATH": "/bin"}
+    local = child_env(base, offline=True)
+    assert local["PYTHONUNBUFFERED"] == "1" and local["HF_HUB_OFFLINE"] == "1" and local["PATH"] == "/bin"
+    assert "HF_HUB_OFFLINE" not in child_env(base, offline=False)
+    assert base == {"PATH": "/bin"}  # the launcher's own environment is left alone
+
+
+def test_arguments_after_double_dash_go_to_the_server():
+    own, extra = split_server_args(["--model", "m", "--port", "9", "--", "--max-tokens", "64", "--"])
+    assert own == ["--model", "m", "--port", "9"]
+    assert extra == ("--max-tokens", "64", "--")
+    assert split_server_args(["--model", "m"]) == (["--model", "m"], ())
+
+
+def test_parser_has_launcher_and_proxy_flags_but_not_upstream():
+    parser = build_parser()
+    args = parser.parse_args(["--model", "tiny-random", "--server-port", "9000", "--grace", "5",
+                              "--cache", "none", "--max-restarts", "3"])
+    assert (args.model, args.server_port, args.shutdown_grace, args.cache, args.max_restarts) == (
+        "tiny-random", 9000, "5", "none", 3)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model", "m", "--upstream", "http://x"])
