@@ -9,61 +9,21 @@ with usage. The server runs the offline tiny random model, so its text is noise.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from launcher.tiny_model import tiny_random_path
 from proxy.config import Settings
 from proxy.normalize import NormalizeConfig, normalize_chat, normalize_completions
 from tests.test_normalize_equivalence import base_body
 
-# Loading MLX and the model takes a few seconds; a 2-core machine shared with other suites is slow.
-SERVER_START_TIMEOUT = 120.0
 CFG = NormalizeConfig.from_settings(Settings(default_max_tokens=3))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def upstream(tmp_path_factory) -> Iterator[str]:
-    """A stock mlx_lm.server on a free port, stopped after the module."""
-    port = free_port()
-    log = (tmp_path_factory.mktemp("mlx") / "server.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "mlx_lm", "server", "--model", str(tiny_random_path()),
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            assert proc.poll() is None, Path(log.name).read_text()[-2000:]
-            try:
-                urllib.request.urlopen(url + "/health", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "mlx_lm.server did not start"
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+@pytest.fixture
+def upstream(mlx_server) -> str:
+    """The rig's session-wide stock mlx_lm.server (tiny random model)."""
+    return mlx_server.url
 
 
 def stream(url: str, path: str, body: dict) -> list[str]:
