@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .completion import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage, new_call_id
+from .completion import Event, Finish, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage, new_call_id
 from .errors import ProxyError
 from .toolcalls import ToolCallScanner, normalize_upstream_calls
 
@@ -20,6 +20,7 @@ class StreamAssembler:
         self._scanner = ToolCallScanner(tools, new_id)
         self._new_id = new_id
         self._calls = 0
+        self._ids: set[str] = set()
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
 
@@ -42,9 +43,10 @@ class StreamAssembler:
                 out.extend(self._number(self._scanner.feed(content)))
             raw_calls = delta.get("tool_calls")
             if isinstance(raw_calls, list) and raw_calls:
-                for call in normalize_upstream_calls(raw_calls, self._new_id):
-                    out.append(ToolCallDelta(self._calls, call))
-                    self._calls += 1
+                calls, unusable = normalize_upstream_calls(raw_calls, self._new_id)
+                if unusable:  # shown as text rather than dropped, as the stock server would
+                    out.append(TextDelta(unusable))
+                out.extend(self._number([ToolCallDelta(0, call) for call in calls]))
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason:
             self.finish_reason = reason
@@ -65,10 +67,16 @@ class StreamAssembler:
         return out
 
     def _number(self, events: list[Event]) -> list[Event]:
+        """Give each call the next index, and an id no earlier call of this message has
+        (clients key calls by id; some upstreams repeat theirs)."""
         out: list[Event] = []
         for ev in events:
             if isinstance(ev, ToolCallDelta):
-                ev = ToolCallDelta(self._calls, ev.call)
+                call = ev.call
+                if call.id in self._ids:
+                    call = ToolCall(self._new_id(), call.name, call.arguments)
+                self._ids.add(call.id)
+                ev = ToolCallDelta(self._calls, call)
                 self._calls += 1
             elif isinstance(ev, TextDelta) and not ev.text:
                 continue
