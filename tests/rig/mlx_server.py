@@ -20,6 +20,7 @@ import asyncio
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -37,6 +38,8 @@ TEST_BACKOFF_INITIAL = 0.2
 TEST_BACKOFF_MAX = 2.0
 # The tiny models load in ~1-3 s; a loaded CI box may need more.
 TEST_READY_TIMEOUT = 120.0
+# A killed child is reaped and noticed within milliseconds; this only bounds a broken case.
+NOTICE_TIMEOUT = 10.0
 # Fault tests that stop the child need it gone promptly.
 TEST_TERM_TIMEOUT = 5.0
 
@@ -91,10 +94,16 @@ class MlxServer:
             raise TimeoutError(f"mlx_lm.server not serving after {timeout} s: {self.status.to_json()}")
 
     def kill(self, sig: int = signal.SIGKILL) -> int:
-        """Signal the child as a crash would; the supervisor restarts it. Returns the old pid."""
+        """Signal the child as a crash would and wait until the supervisor has noticed (it then
+        restarts it; wait_ready() waits for that). Returns the old pid."""
         pid = self.pid
         assert pid is not None, "server is not running"
         os.kill(pid, sig)
+        deadline = time.monotonic() + NOTICE_TIMEOUT
+        while self.status.serving:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"supervisor did not notice signal {sig} to pid {pid}")
+            time.sleep(0.01)
         return pid
 
     def request_restart(self, cause: str = "test") -> None:
