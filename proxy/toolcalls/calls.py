@@ -24,6 +24,16 @@ _TRUNCATION_SLACK = 6
 COMPLETE, INCOMPLETE, INVALID = "complete", "incomplete", "invalid"
 
 
+class _More:
+    def __repr__(self) -> str:
+        return "MORE"
+
+
+# What a format's `parse` answers when the END it was given lies inside the call (an argument
+# holding the closing tag as text, e.g. a file that documents the format): look further.
+MORE = _More()
+
+
 def json_value_at(text: str, pos: int) -> tuple[str, Any, int]:
     """Read one JSON value at `pos` (after whitespace): (COMPLETE, value, end) or (INCOMPLETE |
     INVALID, None, pos). INCOMPLETE means more text could still complete it; it errs towards
@@ -187,7 +197,7 @@ def typed_value(raw: str, schema: dict | None) -> Any:
 def accept_calls(raw: list[RawCall] | None, tools: DeclaredTools) -> list[tuple[str, str]] | None:
     """(name, arguments JSON text) for every call, or None if any is not a declared tool with an
     object of arguments: a block is taken whole or left as text, never half."""
-    if not raw:
+    if not isinstance(raw, list) or not raw:
         return None
     out = []
     for name, args in raw:
@@ -255,3 +265,21 @@ def one_json_body_calls(body: str, *, require_arguments: bool = False) -> list[R
     if status != COMPLETE or body[end:].strip():
         return None
     return calls_from_json(value, require_arguments=require_arguments)
+
+
+def json_block_calls(body: str):
+    """A marker block's body that is one JSON value of calls; MORE when the JSON is still open
+    (the END that closed the block was inside one of its strings)."""
+    status, value, end = json_value_at(body, 0)
+    if status == INCOMPLETE and body.strip():
+        return MORE
+    if status != COMPLETE or body[end:].strip():
+        return None
+    return calls_from_json(value)
+
+
+def still_open(body: str, opening: str, closing: str):
+    """MORE if the last `opening` tag in `body` has no `closing` tag after it (the block's END
+    was read from inside a value), else None."""
+    last = body.rfind(opening)
+    return MORE if last >= 0 and body.find(closing, last) < 0 else None

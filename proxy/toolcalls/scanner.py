@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from ..completion import Event, TextDelta, ToolCall, ToolCallDelta
-from .calls import DeclaredTools, accept_calls
+from .calls import MORE, DeclaredTools, accept_calls
 from .output import Output
 from .registry import MARKER_FORMATS, REASONING_ZONES, TAIL_FORMATS
 
@@ -308,17 +308,21 @@ class ToolCallScanner:
         body_at = self._start + len(group.start)
         if group.end is not None:
             k = buf.find(group.end, max(self._searched, body_at))
-            if k >= 0:
+            while k >= 0:
                 if k - body_at > self._max:
                     return self._reject_block()
-                return self._settle(buf[body_at:k], k + len(group.end))
-            self._searched = max(body_at, len(buf) - len(group.end) + 1)
+                verdict = self._try_calls(buf[body_at:k], k + len(group.end))
+                if verdict is not MORE:
+                    return verdict or self._reject_block()
+                self._searched = k + 1  # that END was inside the call (a file that mentions it)
+                k = buf.find(group.end, self._searched)
+            self._searched = max(self._searched, body_at, len(buf) - len(group.end) + 1)
             if len(buf) - body_at > self._max:
                 return self._reject_block()
             if final:
                 # A model may stop (EOS) instead of writing the closing tag; a cut one may not.
-                if self._final_reason in _COMPLETED:
-                    return self._settle(buf[body_at:], len(buf))
+                if self._final_reason in _COMPLETED and self._try_calls(buf[body_at:], len(buf)) is True:
+                    return True
                 return self._reject_block()
             return False
         held = len(buf) - body_at
@@ -328,18 +332,25 @@ class ToolCallScanner:
         n = _guarded(group.formats[0].measure, buf[body_at:], final)
         if n is None and not final and held <= self._max:
             return False
-        if n is None or n < 0 or n > self._max:
+        if n is None or n < 0 or n > self._max or self._try_calls(buf[body_at:body_at + n], body_at + n) is not True:
             return self._reject_block()
-        return self._settle(buf[body_at:body_at + n], body_at + n)
+        return True
 
-    def _settle(self, body: str, end: int) -> bool:
+    def _try_calls(self, body: str, end: int) -> bool | object:
+        """True: the body was calls, now emitted. MORE: a format says the body stops inside a
+        call (look for a later END). False: not calls."""
+        verdict: bool | object = False
         for fmt in self._group.formats:
-            calls = accept_calls(_guarded(fmt.parse, body, self._tools), self._tools)
+            parsed = _guarded(fmt.parse, body, self._tools)
+            if parsed is MORE:
+                verdict = MORE
+                continue
+            calls = accept_calls(parsed, self._tools)
             if calls:
                 self._emit_calls(calls)
                 self._i, self._mode, self._bol = end, _TEXT, False
                 return True
-        return self._reject_block()
+        return verdict
 
     def _reject_block(self) -> bool:
         """The opening marker is text; scanning resumes right after it (a later real call in

@@ -9,7 +9,7 @@ Values are kept exactly as written (the template adds no padding) and typed by t
 """
 import re
 
-from ..calls import DeclaredTools, RawCall, typed_value
+from ..calls import DeclaredTools, RawCall, still_open, typed_value
 
 START, END = "<tool_call>", "</tool_call>"
 
@@ -35,4 +35,4 @@ def key_value_call(body: str, tools: DeclaredTools, key_tag: str, value_tag: str
 
 
 def parse(body: str, tools: DeclaredTools) -> list[RawCall] | None:
-    return key_value_call(body, tools, "arg_key", "arg_value")
+    return key_value_call(body, tools, "arg_key", "arg_value") or still_open(body, "<arg_value>", "</arg_value>")

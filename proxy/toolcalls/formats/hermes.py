@@ -1,8 +1,8 @@
 """Hermes / Qwen 2.5 / Qwen3 JSON calls: `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`."""
-from ..calls import one_json_body_calls
+from ..calls import json_block_calls
 
 START, END = "<tool_call>", "</tool_call>"
 
 
 def parse(body, tools):
-    return one_json_body_calls(body)
+    return json_block_calls(body)

@@ -1,8 +1,8 @@
 """AI21 Jamba calls: `<tool_calls>[{"name": ..., "arguments": {...}}]</tool_calls>`."""
-from ..calls import one_json_body_calls
+from ..calls import json_block_calls
 
 START, END = "<tool_calls>", "</tool_calls>"
 
 
 def parse(body, tools):
-    return one_json_body_calls(body)
+    return json_block_calls(body)

@@ -10,7 +10,7 @@ Values are kept exactly as written and typed by the schema.
 """
 import re
 
-from ..calls import DeclaredTools, RawCall, typed_value
+from ..calls import DeclaredTools, RawCall, still_open, typed_value
 
 START, END = "<minimax:tool_call>", "</minimax:tool_call>"
 
@@ -23,6 +23,10 @@ def unquote(name: str) -> str:
 
 
 def parse(body: str, tools: DeclaredTools) -> list[RawCall] | None:
+    return _invokes(body, tools) or still_open(body, "<invoke", "</invoke>")
+
+
+def _invokes(body: str, tools: DeclaredTools) -> list[RawCall] | None:
     calls: list[RawCall] = []
     pos = 0
     while (m := _INVOKE.match(body, pos)) is not None:

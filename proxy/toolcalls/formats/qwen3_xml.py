@@ -13,11 +13,12 @@ are removed, so an indented `old_string` survives byte for byte. Values are type
 """
 import re
 
-from ..calls import DeclaredTools, RawCall, typed_value
+from ..calls import DeclaredTools, RawCall, still_open, typed_value
 
 START, END = "<tool_call>", "</tool_call>"
 
-_FUNCTION = re.compile(r"<function=([^>\n]+)>(.*?)</function>", re.S)
+_FUNCTION_OPEN = re.compile(r"<function=([^>\n]+)>")
+_FUNCTION_CLOSE = "</function>"
 _PARAM_OPEN = re.compile(r"<parameter=([^>\n]+)>")
 _PARAM_CLOSE = "</parameter>"
 
@@ -43,17 +44,24 @@ def parameters(inner: str, name: str, tools: DeclaredTools) -> dict | None:
 
 
 def parse(body: str, tools: DeclaredTools) -> list[RawCall] | None:
+    return _functions(body, tools) or still_open(body, "<function=", "</function>")
+
+
+def _functions(body: str, tools: DeclaredTools) -> list[RawCall] | None:
+    """Each function runs to the last `</function>` before the next `<function=`, so a value
+    may hold the closing tags as text."""
+    opens = list(_FUNCTION_OPEN.finditer(body))
+    if not opens or body[:opens[0].start()].strip():
+        return None
     calls: list[RawCall] = []
-    pos = 0
-    for m in _FUNCTION.finditer(body):
-        if body[pos:m.start()].strip():
+    for k, m in enumerate(opens):
+        segment = body[m.end():opens[k + 1].start() if k + 1 < len(opens) else len(body)]
+        close = segment.rfind(_FUNCTION_CLOSE)
+        if close < 0 or segment[close + len(_FUNCTION_CLOSE):].strip():
             return None
         name = m.group(1).strip()
-        args = parameters(m.group(2), name, tools)
+        args = parameters(segment[:close], name, tools)
         if args is None:
             return None
         calls.append((name, args))
-        pos = m.end()
-    if body[pos:].strip():
-        return None
-    return calls or None
+    return calls

@@ -1,12 +1,16 @@
 """`<function=NAME>...</function>` without an outer `<tool_call>`: Qwen3-Coder parameters
 (often emitted bare) or Functionary v3.1 / Llama 3.1 custom-tool JSON (`<function=NAME>{...}`)."""
-from ..calls import DeclaredTools, RawCall, arguments_object, json_value_at, COMPLETE
+from ..calls import COMPLETE, DeclaredTools, RawCall, arguments_object, json_value_at, still_open
 from .qwen3_xml import parameters
 
 START, END = "<function=", "</function>"
 
 
 def parse(body: str, tools: DeclaredTools) -> list[RawCall] | None:
+    return _call(body, tools) or still_open(body, "<parameter=", "</parameter>")
+
+
+def _call(body: str, tools: DeclaredTools) -> list[RawCall] | None:
     name, sep, inner = body.partition(">")
     name = name.strip()
     if not sep or not name or "\n" in name:
