@@ -5,7 +5,9 @@ A format is a module in `formats/` exposing the same few names:
 marker formats (found anywhere in prose):
     START: str                 the text that opens a call block
     END: str | None            the text that closes it; None: the block is as long as `measure` says
-    parse(body, tools) -> list[RawCall] | None     the block's inside -> calls, None if not this format
+    parse(body, tools) -> list[RawCall] | MORE | None     the block's inside -> calls; None if not
+                               this format; MORE (END only) if the END lies inside a value, so
+                               the scanner tries the next END
     measure(body, final) -> int | None             (END is None only) length of the call text at the
                                start of `body`; None: cannot tell yet; -1: never a call. Must give
                                the same number for every longer text once it gives one; never None
