@@ -3,21 +3,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import signal
-import time
 
 from aiohttp import web
 
+from .auth import check_exposure, require_api_key
 from .config import Settings
 from .errors import ProxyError
-from .routes import admin, openai, passthrough, protocols
+from .logs import access_log_sink, add_request_id, configure_logging, observe_requests
+from .metrics import METRICS_KEY, Metrics, metrics_endpoint
+from .routes import admin, openai, passthrough, probes, protocols
 from .routes.serve import error_response
 from .routes.state import CACHE_STATUS_KEY, STATE_KEY, AppState
 from .upstream_status import UpstreamStatus
 
 log = logging.getLogger("mlx_proxy")
-access_log = logging.getLogger("mlx_proxy.access")
 
 # Routes answered in Anthropic's error shape (Claude Code talks to these directly).
 ANTHROPIC_PREFIXES = ("/v1/messages",)
@@ -66,29 +66,26 @@ class InFlight:
     async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
         self.count += 1
         self.idle.clear()
-        start = time.monotonic()
-        request_id = request.headers.get("X-Request-Id") or secrets.token_hex(8)
-        status = 0
         try:
-            resp = await handler(request)
-            status = resp.status
-            if not resp.prepared:
-                resp.headers["X-Request-Id"] = request_id
-            return resp
+            return await handler(request)
         finally:
             self.count -= 1
             if self.count == 0:
                 self.idle.set()
-            access_log.info("%s %s %s cache=%s %.1fms id=%s", request.method, request.path, status or "-",
-                            request.get(CACHE_STATUS_KEY, "-"), (time.monotonic() - start) * 1000, request_id)
 
 
 def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flight: InFlight | None = None) -> web.Application:
     in_flight = in_flight or InFlight()
-    app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[in_flight.middleware, errors_middleware])
+    keys = check_exposure(settings.host, settings.api_keys, settings.insecure_no_auth)
     state = AppState.build(settings, status or UpstreamStatus())
+    metrics = Metrics(state)
+    observe = observe_requests([access_log_sink(settings.log_bodies), metrics.observe_request], CACHE_STATUS_KEY)
+    auth = [require_api_key(keys, _error_body)] if keys else []
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[in_flight.middleware, observe, *auth, errors_middleware])
     app[STATE_KEY] = state
+    app[METRICS_KEY] = metrics
+    app.on_response_prepare.append(add_request_id)
 
     async def on_startup(_app: web.Application) -> None:
         await state.start()
@@ -109,6 +106,9 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
     r.add_post("/v1/messages/count_tokens", protocols.count_tokens)
     r.add_get("/", protocols.root)  # aiohttp answers HEAD through the GET route
     r.add_get("/health", admin.health)
+    r.add_get("/health/live", probes.live)
+    r.add_get("/health/ready", probes.ready)
+    r.add_get("/metrics", metrics_endpoint)
     r.add_get("/cache/stats", admin.cache_stats)
     r.add_delete("/cache/{key}", admin.cache_delete)
     r.add_post("/cache/flush", admin.cache_flush)
@@ -158,14 +158,6 @@ class ProxyServer:
             log.warning("%d request(s) still running after %.0fs grace; closing", self.in_flight, grace)
         await self._runner.cleanup()
         self._runner = None
-
-
-def configure_logging(settings: Settings) -> None:
-    if settings.log_format == "json":
-        fmt = '{"time": "%(asctime)s", "level": "%(levelname)s", "logger": "%(name)s", "message": "%(message)s"}'
-    else:
-        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=logging.INFO, format=fmt)
 
 
 async def serve_until_signalled(settings: Settings) -> None:

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any
 
+from .auth import AuthConfigError, check_exposure
 from .config import Settings
 
 ENV_PREFIX = "MLX_PROXY_"
@@ -22,6 +23,8 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 SECRET_FIELDS = frozenset({"api_keys"})
 # Fields that take a list: repeat the flag, or comma-separate in env.
 _LIST_FIELDS = {name for name, f in _FIELDS.items() if isinstance(f.default, tuple) or name == "api_keys"}
+# Extra flag spellings: one key at a time reads better as `--api-key KEY --api-key KEY2`.
+_ALIASES = {"api_keys": ("--api-key",)}
 
 
 class ConfigError(ValueError):
@@ -43,7 +46,7 @@ def add_proxy_arguments(parser: argparse.ArgumentParser, exclude: frozenset[str]
             group.add_argument(_flag(name), dest=name, action="store_true", default=None,
                                help=f"(default: off; env {ENV_PREFIX}{name.upper()})")
         elif name in _LIST_FIELDS:
-            group.add_argument(_flag(name), dest=name, action="append", default=None,
+            group.add_argument(_flag(name), *_ALIASES.get(name, ()), dest=name, action="append", default=None,
                                help=f"repeatable (env {ENV_PREFIX}{name.upper()}, comma-separated)")
         else:
             shown = "***" if name in SECRET_FIELDS else default
@@ -95,6 +98,10 @@ def _validate(s: Settings) -> None:
     cache = s.cache
     if cache not in ("memory", "none") and not cache.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(f"cache must be memory, none or a redis:// URL, got {cache!r}")
+    try:
+        check_exposure(s.host, s.api_keys, s.insecure_no_auth)
+    except AuthConfigError as e:
+        raise ConfigError(str(e)) from None
 
 
 def build_settings(args: argparse.Namespace, environ: Mapping[str, str] | None = None,

@@ -19,10 +19,12 @@ from .admission import Admission, Classifier
 from .assemble import StreamAssembler
 from .cache.store import CacheHit, ResponseCache
 from .cache_control import CacheControl
-from .completion import Completion, CompletionBuilder, Event
+from .completion import Completion, CompletionBuilder, Event, Finish
 from .config import Settings
 from .errors import ProxyError
 from .flight import Flight, Item
+from .logs import note_generation, note_usage
+from .metrics import PipelineObserver
 from .normalize import ChatRequest
 from .upstream import Comment, UpstreamClient
 from .upstream_status import UpstreamStatus
@@ -47,18 +49,20 @@ class Ticket:
 
     async def items(self) -> AsyncIterator[Item]:
         if self.hit is not None:
+            note_usage(self.hit.completion.usage)
             for ev in self.hit.completion.events():
                 yield ev
             return
         assert self.flight is not None
         async for item in self.flight.follow():
+            if isinstance(item, Finish):
+                note_usage(item.usage)
             yield item
 
     async def result(self) -> Completion:
-        if self.hit is not None:
-            return self.hit.completion
-        assert self.flight is not None
-        return await self.flight.result()
+        completion = self.hit.completion if self.hit is not None else await self.flight.result()
+        note_usage(completion.usage)
+        return completion
 
     def release(self) -> None:
         """The client is gone or served; call exactly once (idempotent)."""
@@ -79,9 +83,11 @@ class Pipeline:
         self.flights: dict[str, Flight] = {}
         self.orphans = 0  # generations still running for the cache after their clients left
         self.cancelled = 0
+        self.observer = PipelineObserver()  # metrics replace it (proxy.metrics.Metrics)
 
     # --- entry -------------------------------------------------------------------------------
     async def open(self, key: str, req: ChatRequest, cc: CacheControl) -> Ticket:
+        note_generation(key, req.upstream_body)
         if cc.read:
             hit, status = await self.cache.lookup(key, cc.max_age)
             if hit is not None:
@@ -141,9 +147,9 @@ class Pipeline:
                     return
             completion = await self._generate(flight, req, lease)
             flight.complete(completion)
-            if flight.storable and completion.cacheable:
-                await self.cache.store(flight.key, completion, cc.ttl)
+            self.observer.store_outcome(await self._store(flight, completion, cc))
         except ProxyError as e:
+            self.observer.failed(e.code)
             flight.fail(e)
         except asyncio.CancelledError:
             flight.fail(ProxyError("upstream_error", "generation cancelled"))
@@ -156,6 +162,15 @@ class Pipeline:
                 await self.cache.release_lease(flight.key, lease)
             if self.flights.get(flight.key) is flight:
                 del self.flights[flight.key]
+
+    async def _store(self, flight: Flight, completion: Completion, cc: CacheControl) -> str:
+        """Store a finished generation; the outcome, or why it was not stored (for metrics)."""
+        if not flight.storable:
+            return "skipped_not_requested"  # no-store, or the cache is off
+        if not completion.cacheable:
+            return "skipped_not_cacheable"  # no output, or an unfinished finish reason
+        stored = await self.cache.store(flight.key, completion, cc.ttl)
+        return "stored" if stored else "skipped_backend"
 
     async def _wait_for_remote(self, flight: Flight, req: ChatRequest) -> str | None:
         """Follow another proxy's generation through the shared cache; lead if it dies."""
@@ -172,8 +187,9 @@ class Pipeline:
         raise ProxyError("upstream_timeout", "gave up waiting for another proxy's generation")
 
     async def _generate(self, flight: Flight, req: ChatRequest, lease: str | None) -> Completion:
-        async with self.admission.slot(self.classifier.classify(req.upstream_body)):
+        async with self.admission.slot(self.classifier.classify(req.upstream_body)) as waited:
             flight.admitted = True
+            self.observer.queue_waited(waited)
             if not self.status.serving and not await self.status.wait_serving(self.settings.first_token_timeout):
                 self._check_serving()
             renewer = asyncio.create_task(self._renew(flight.key, lease)) if lease else None
@@ -186,17 +202,23 @@ class Pipeline:
     async def _stream(self, flight: Flight, req: ChatRequest) -> Completion:
         assembler = StreamAssembler(req.tools)
         builder = CompletionBuilder(model=self.settings.served_model, created=int(time.time()))
+        start, first = time.monotonic(), True
         async for item in self.upstream.stream_json_events(CHAT_PATH, req.upstream_body):
             if isinstance(item, Comment):
                 flight.push(item)
                 continue
+            if first:
+                first = False
+                self.observer.first_token(time.monotonic() - start)
             events = assembler.feed(item)
             builder.extend(events)
             self._push_all(flight, events)
         events = assembler.finish()
         builder.extend(events)
         self._push_all(flight, events)
-        return builder.build()
+        completion = builder.build()
+        self.observer.generated(completion, time.monotonic() - start)
+        return completion
 
     async def _renew(self, key: str, lease: str) -> None:
         interval = self.cache.lease_renew_interval

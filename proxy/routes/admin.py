@@ -14,7 +14,7 @@ from .state import STATE_KEY, AppState
 UPSTREAM_PROBE_TIMEOUT = 2.0
 
 
-async def _probe_upstream(state: AppState) -> bool:
+async def probe_upstream(state: AppState) -> bool:
     try:
         resp = await asyncio.wait_for(state.upstream.request("GET", "/health", None, {},
                                                              timeout=UPSTREAM_PROBE_TIMEOUT),
@@ -31,7 +31,7 @@ async def health(request: web.Request) -> web.Response:
     if state.status.managed:
         loaded = state.status.serving
     else:
-        loaded = upstream["reachable"] = await _probe_upstream(state)
+        loaded = upstream["reachable"] = await probe_upstream(state)
     cache = await state.cache.stats()
     degraded = cache.get("state") == "degraded"
     status = "healthy" if loaded and not degraded else ("degraded" if loaded else "unhealthy")
