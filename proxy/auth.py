@@ -6,10 +6,12 @@ read cached answers or flush them. So binding anything but loopback needs keys (
 reveal nothing (`/health/live`, and `GET`/`HEAD /`, which answer a constant "ok" and which
 Claude Code calls before it starts).
 
-A key is `KEY` or `KEY:namespace`. A namespaced key's requests are cached apart from everyone
-else's: its namespace joins the cache key exactly like an `X-Cache-Namespace` header (a header
-the client sends as well is nested inside: `namespace.header`), so one tenant can never read
-another's entries. Keys are compared in constant time (hmac.compare_digest) and never logged.
+A key is `KEY` or `KEY:namespace`. A plain key is fully trusted: any namespace header, the
+cache administration routes. A namespaced key is a tenant: its requests are cached apart from
+everyone else's (its namespace joins the cache key exactly like an `X-Cache-Namespace` header;
+a header the client sends as well is nested inside: `namespace.header`), so it never reads
+another tenant's entries, and it may not delete or flush entries (403). Keys are compared in
+constant time (hmac.compare_digest) and never logged.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ MIN_KEY_CHARS = 16
 # Answered without a key: constant answers that reveal nothing (method, path).
 OPEN_ROUTES = frozenset({("GET", "/health/live"), ("HEAD", "/health/live"), ("GET", "/"), ("HEAD", "/")})
 NAMESPACE_HEADER = "X-Cache-Namespace"
+# Cache administration (stats, delete, flush): plain keys only.
+ADMIN_PREFIX = "/cache/"
 
 
 class AuthConfigError(ValueError):
@@ -100,10 +104,9 @@ def match_key(presented: str | None, keys: tuple[ApiKey, ...]) -> ApiKey | None:
 ErrorBody = Callable[[web.Request, ProxyError], dict]  # the route's error shape (OpenAI or Anthropic)
 
 
-def _unauthorized(request: web.Request, message: str, error_body: ErrorBody) -> web.Response:
-    err = ProxyError("unauthorized", message)
-    return web.json_response(error_body(request, err), status=err.status,
-                             headers={**err.headers(), "WWW-Authenticate": "Bearer"})
+def _refuse(request: web.Request, err: ProxyError, error_body: ErrorBody) -> web.Response:
+    headers = {**err.headers(), "WWW-Authenticate": "Bearer"} if err.status == 401 else err.headers()
+    return web.json_response(error_body(request, err), status=err.status, headers=headers)
 
 
 def _with_namespace(request: web.Request, namespace: str) -> web.Request:
@@ -125,10 +128,14 @@ def require_api_key(keys: tuple[ApiKey, ...], error_body: ErrorBody) -> Callable
         key = match_key(presented, keys)
         if key is None:
             why = "missing API key" if presented is None else "invalid API key"
-            return _unauthorized(request, f"{why}: send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'",
-                                 error_body)
+            err = ProxyError("unauthorized", f"{why}: send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
+            return _refuse(request, err, error_body)
         if not key.namespace:
             return await handler(request)
+        if request.path.startswith(ADMIN_PREFIX):
+            err = ProxyError("forbidden", "this API key is scoped to a cache namespace; cache administration "
+                             "needs an unscoped key")
+            return _refuse(request, err, error_body)
         scoped = _with_namespace(request, key.namespace)
         try:
             return await handler(scoped)

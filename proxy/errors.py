@@ -16,6 +16,7 @@ ERROR_TABLE: dict[str, tuple[int, str, str]] = {
     "invalid_encoding": (400, "invalid_request_error", "invalid_request_error"),
     "unsupported_content": (400, "invalid_request_error", "invalid_request_error"),
     "unauthorized": (401, "authentication_error", "authentication_error"),
+    "forbidden": (403, "permission_error", "permission_error"),
     "not_found": (404, "invalid_request_error", "not_found_error"),
     "method_not_allowed": (405, "invalid_request_error", "invalid_request_error"),
     "request_timeout": (408, "invalid_request_error", "timeout_error"),
@@ -33,7 +34,7 @@ ERROR_TABLE: dict[str, tuple[int, str, str]] = {
 
 # Deterministic failures: retrying the same request cannot help (the SDKs and Claude Code retry
 # 5xx, 408, 409 and 429 on their own unless told not to).
-_NO_RETRY_STATUSES = {400, 401, 404, 405, 413}
+_NO_RETRY_STATUSES = {400, 401, 403, 404, 405, 413}
 
 
 @dataclass
