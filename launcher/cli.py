@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def run(settings, cfg: LaunchConfig) -> int:
-    """Proxy first (a taken proxy port fails before any model loads), then the child."""
+    """Proxy first (a taken proxy port fails before any model loads), then the child. A first
+    SIGINT/SIGTERM drains in-flight requests; a second one stops without waiting."""
     status = UpstreamStatus(state="starting", managed=True)
     supervisor = Supervisor(cfg, status)
     server = ProxyServer(settings, status)
@@ -103,10 +104,14 @@ async def run(settings, cfg: LaunchConfig) -> int:
     except OSError as e:
         log.error("cannot listen on %s:%d: %s", settings.host, settings.port, e)
         return EXIT_FAILED
-    stop = asyncio.Event()
+    stop, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        (hurry if stop.is_set() else stop).set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     code = EXIT_OK
     try:
         log.info("proxy on http://%s:%d -> mlx_lm.server %s (model %s)", settings.host, settings.port,
@@ -118,12 +123,23 @@ async def run(settings, cfg: LaunchConfig) -> int:
         log.error("%s", e)
         code = EXIT_FAILED
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        stop.set()  # a later signal hurries the shutdown
         grace = settings.shutdown_grace if code == EXIT_OK else 0.0
         log.info("stopping: waiting up to %.0f s for %d in-flight request(s)", grace, server.in_flight)
-        await server.stop(grace)
+        # The child stays up while requests drain. Once the grace is over (or on a second
+        # signal) it goes first: requests still waiting on it then fail at once, so closing
+        # the proxy's connections never waits on a generation.
+        drain = asyncio.ensure_future(server.stop(grace))
+        hurried = asyncio.ensure_future(hurry.wait())
+        await asyncio.wait([drain, hurried], timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        hurried.cancel()
+        if not drain.done():
+            log.warning("%s: stopping mlx_lm.server under %d in-flight request(s)",
+                        "second signal" if hurry.is_set() else "grace period over", server.in_flight)
         await supervisor.stop()
+        await drain
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         log.info("stopped")
     return code
 

@@ -184,7 +184,7 @@ class Supervisor:
                     self._raise_if_failed()
                     now = time.monotonic()
                     if now >= deadline:
-                        raise LaunchError(f"mlx_lm.server not ready after {self.cfg.ready_timeout:.0f} s "
+                        raise LaunchError(f"mlx_lm.server not ready after {self.cfg.ready_timeout:g} s "
                                           f"(still waiting for {self._waiting_for(connected)})" + self._tail_text())
                     if probe is None:
                         probe = asyncio.create_task(self._probe(session, deadline - now))

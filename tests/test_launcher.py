@@ -257,3 +257,68 @@ def test_orphan_guard_ends_the_server_when_its_pipe_closes(tiny_model_path):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_second_signal_stops_without_waiting_for_in_flight_requests(launch):
+    run = launch("--model", "tiny-random", "--grace", "120")
+    run.wait_for(READY)
+    result: list = []
+    # tiny-random generates until max_tokens: far longer than this test waits
+    threading.Thread(target=lambda: result.append(_chat_or_error(run.port, 1_000_000)), daemon=True).start()
+    run.wait_for(r"Prompt processing progress: 1/1|POST /v1/chat/completions HTTP", start=len(run.lines))
+    [child] = run.child_pids()
+    started = time.monotonic()
+    run.proc.send_signal(signal.SIGTERM)
+    run.wait_for(r"waiting up to 120 s for 1 in-flight")
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(EXIT_TIMEOUT) == 0
+    assert time.monotonic() - started < 20
+    assert "second signal: stopping mlx_lm.server under 1 in-flight request(s)" in run.output
+    assert wait_gone(child)
+
+
+def _chat_or_error(port: int, max_tokens: int):
+    try:
+        return chat(port, max_tokens=max_tokens)
+    except (OSError, ValueError) as e:  # the connection is cut by the forced stop
+        return e
+
+
+def test_ready_timeout_is_a_clear_error(launch):
+    run = launch("--model", "tiny-random", "--ready-timeout", "0.2")
+    assert run.proc.wait(EXIT_TIMEOUT) == 1
+    assert re.search(r"not ready after 0.2 s \(still waiting for .+\)", run.output)
+    [child] = run.child_pids()
+    assert wait_gone(child)
+
+
+def test_gives_up_after_max_restarts_in_a_row(launch):
+    run = launch("--model", "tiny-random", "--max-restarts", "1", "--backoff-initial", "1",
+                 "--backoff-max", "1")
+    run.wait_for(READY)
+    [first] = run.child_pids()
+    server_port = int(re.search(r"started mlx_lm.server pid=\d+ port=(\d+)", run.output).group(1))
+    mark = len(run.lines)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        os.kill(first, signal.SIGKILL)
+        run.wait_for(r"restart 1 in 1 s", timeout=10, start=mark)
+        squatter.bind(("127.0.0.1", server_port))  # the restarted server cannot bind
+        squatter.listen()
+        assert run.proc.wait(EXIT_TIMEOUT) == 1
+    assert "restart failed: mlx_lm.server cannot serve: the server port is already in use" in run.output
+    assert "gave up after 1 restarts" in run.output
+    assert all(wait_gone(pid) for pid in run.child_pids())
+
+
+def test_grace_period_bounds_the_wait_for_in_flight_requests(launch):
+    run = launch("--model", "tiny-random", "--grace", "1")
+    run.wait_for(READY)
+    threading.Thread(target=lambda: _chat_or_error(run.port, 1_000_000), daemon=True).start()
+    run.wait_for(r"Prompt processing progress: 1/1|POST /v1/chat/completions HTTP", start=len(run.lines))
+    [child] = run.child_pids()
+    started = time.monotonic()
+    assert run.signal(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 15
+    assert "grace period over: stopping mlx_lm.server under 1 in-flight request(s)" in run.output
+    assert wait_gone(child)
