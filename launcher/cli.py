@@ -15,6 +15,7 @@ import sys
 
 from proxy.app import ProxyServer, configure_logging
 from proxy.cli import ConfigError, add_proxy_arguments, build_settings, printable
+from proxy.normalize import sampling_defaults_from_server_args
 from proxy.upstream_status import UpstreamStatus
 
 from . import config as defaults
@@ -65,6 +66,17 @@ def free_port(host: str = defaults.CHILD_HOST) -> int:
         return s.getsockname()[1]
 
 
+def model_overrides(model: ResolvedModel, server_extra: tuple[str, ...]) -> dict[str, object]:
+    """Proxy settings only the launcher knows: what it serves, and the sampling defaults the
+    server was given after `--` (the proxy forwards every sampling parameter explicitly)."""
+    overrides: dict[str, object] = {"served_model": model.name, "model_fingerprint": model.fingerprint,
+                                    "tokenizer_path": model.path}
+    sampling = sampling_defaults_from_server_args(server_extra)
+    if sampling:
+        overrides["sampling_defaults"] = sampling
+    return overrides
+
+
 def launch_config(args: argparse.Namespace, model: ResolvedModel, extra: tuple[str, ...]) -> LaunchConfig:
     return LaunchConfig(
         model=model.name, model_path=model.path, server_port=args.server_port,
@@ -81,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         upstream = f"http://{defaults.CHILD_HOST}:{args.server_port}"
         configure_logging(build_settings(args, upstream=upstream))  # before a first tiny-random build
         model = resolve_model(args.model)
-        settings = build_settings(args, upstream=upstream, served_model=model.name,
-                                  model_fingerprint=model.fingerprint)
+        settings = build_settings(args, upstream=upstream, **model_overrides(model, extra))
     except ConfigError as e:
         print(f"mlx-launch: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -94,3 +94,16 @@ def test_parser_has_launcher_and_proxy_flags_but_not_upstream():
         "tiny-random", 9000, "5", "none", 3)
     with pytest.raises(SystemExit):
         parser.parse_args(["--model", "m", "--upstream", "http://x"])
+
+
+def test_proxy_learns_the_model_and_the_server_sampling_defaults(tmp_path):
+    from launcher.cli import model_overrides
+    from launcher.models import ResolvedModel, model_fingerprint
+
+    (tmp_path / "config.json").write_text("{}")
+    model = ResolvedModel("my-model", str(tmp_path), local=True)
+    overrides = model_overrides(model, ("--temp", "0.7", "--max-tokens", "64"))
+    assert overrides["served_model"] == "my-model" and overrides["tokenizer_path"] == str(tmp_path)
+    assert overrides["model_fingerprint"] == model_fingerprint(tmp_path)
+    assert overrides["sampling_defaults"] == ("temperature=0.7",)
+    assert "sampling_defaults" not in model_overrides(model, ())  # config/env may still set it

@@ -117,13 +117,17 @@ def test_real_server_reuses_the_kv_prefix_of_a_shared_system_prompt(mlx_server):
     assert cached > first["usage"]["prompt_tokens"] // 2
 
 
-def test_private_server_is_restarted_after_a_crash(mlx_server_factory):
+def test_private_server_is_restarted_after_a_crash_or_on_request(mlx_server_factory):
     server = mlx_server_factory()
     old = server.kill(signal.SIGKILL)
     server.wait_ready()
     assert server.pid not in (None, old)
     assert server.status.restarts == 1 and server.status.restart_causes["exited"] == 1
     assert post(server.url, {"messages": [{"role": "user", "content": "x"}], "max_tokens": 1})["choices"]
+    previous = server.request_restart("wedged")  # what a watchdog would call
+    server.wait_ready()
+    assert server.pid not in (None, previous)
+    assert server.status.restart_causes == {"exited": 1, "wedged": 1}
     server.stop()
     assert server.pid is None and server.status.state == "stopped"
 

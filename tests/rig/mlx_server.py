@@ -99,15 +99,23 @@ class MlxServer:
         pid = self.pid
         assert pid is not None, "server is not running"
         os.kill(pid, sig)
+        self._wait_noticed(f"signal {sig} to pid {pid}")
+        return pid
+
+    def request_restart(self, cause: str = "test") -> int:
+        """The watchdog's hook: restart the child, counting `cause`. Returns the old pid."""
+        pid = self.pid
+        assert pid is not None, "server is not running"
+        self._loop.call_soon_threadsafe(self.supervisor.request_restart, cause)
+        self._wait_noticed(f"restart request ({cause})")
+        return pid
+
+    def _wait_noticed(self, what: str) -> None:
         deadline = time.monotonic() + NOTICE_TIMEOUT
         while self.status.serving:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"supervisor did not notice signal {sig} to pid {pid}")
+                raise TimeoutError(f"supervisor did not notice {what}")
             time.sleep(0.01)
-        return pid
-
-    def request_restart(self, cause: str = "test") -> None:
-        self._loop.call_soon_threadsafe(self.supervisor.request_restart, cause)
 
     def stop(self) -> None:
         """Stop the child and its supervision (start() brings it back)."""
