@@ -35,8 +35,9 @@ BACKOFF_RESET_AFTER = 60.0
 DEFAULT_MAX_RESTARTS = 10
 # Lines of child output kept to explain a failure in the launcher's error message.
 FAILURE_TAIL_LINES = 20
-# Environment variable pointing at the cache of generated models (tiny-random, test fixtures).
-CACHE_ENV = "MLX_PROXY_CACHE_DIR"
+# Environment variable pointing at the folder of generated models (tiny-random, test fixtures);
+# default $XDG_CACHE_HOME/mlx-proxy or ~/.cache/mlx-proxy.
+MODEL_CACHE_ENV = "MLX_PROXY_MODEL_CACHE"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .config import CACHE_ENV
+from .config import MODEL_CACHE_ENV
 
 IM_START, IM_END, PAD = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
 CHATML_SPECIALS = (PAD, IM_START, IM_END)
@@ -76,9 +76,9 @@ _TINY_CORPUS = [
 
 
 def cache_root() -> Path:
-    """Where generated models live: $MLX_PROXY_CACHE_DIR, else the XDG cache directory."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
+    """Where generated models live: $MLX_PROXY_MODEL_CACHE, else the XDG cache directory."""
+    if os.environ.get(MODEL_CACHE_ENV):
+        return Path(os.environ[MODEL_CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "mlx-proxy"
 

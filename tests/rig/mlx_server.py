@@ -50,7 +50,9 @@ def _free_port() -> int:
 
 
 class MlxServer:
-    """One supervised stock mlx_lm.server. Attributes: url, port, model_path, pid, status."""
+    """One supervised stock mlx_lm.server. Attributes: url, port, model_path, pid, status (the
+    UpstreamStatus the supervisor moves; it lives in this server's own event loop, so give a
+    ProxyServer under test its own), model (the ToolModel for tool-model servers)."""
 
     def __init__(self, model_path: str | Path, extra_args: tuple[str, ...] = (),
                  model: ToolModel | None = None) -> None:
@@ -70,7 +72,6 @@ class MlxServer:
         self._thread.start()
         self.supervisor: Supervisor = self._call(self._make_supervisor())
         self._supervising: Future | None = None
-        self.start()
 
     # --- control ------------------------------------------------------------------------
     @property
@@ -154,7 +155,8 @@ def mlx_server_factory(tiny_model_path: str) -> Iterator[Callable[..., MlxServer
     def start(model_path: str | Path | None = None, extra_args: tuple[str, ...] = (),
               model: ToolModel | None = None) -> MlxServer:
         server = MlxServer(model_path or tiny_model_path, extra_args, model)
-        servers.append(server)
+        servers.append(server)  # closed at session end even if its start fails
+        server.start()
         return server
 
     yield start
