@@ -1,7 +1,8 @@
 """One generation in flight, shared by every request that wants its result (single-flight).
 
 The producer appends events as they arrive; any number of followers read them from the start
-and then follow live, so a request that joins late still gets the whole stream. A flight ends
+and then follow live, in batches of whatever has arrived (one write per batch, not per token),
+so a request that joins late still gets the whole stream. A flight ends
 once, with a completion or an error, and every follower sees that end.
 """
 from __future__ import annotations
@@ -50,18 +51,24 @@ class Flight:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def follow(self) -> AsyncIterator[Item]:
-        """Every item from the first, then live ones; raises the flight's error at the end."""
+    async def batches(self, idle: float) -> AsyncIterator[list[Item]]:
+        """Every item from the first, in batches of what is available; an empty batch after
+        `idle` seconds without news (time for a keep-alive); the flight's error at the end."""
         i = 0
         while True:
-            while i < len(self.items):
-                yield self.items[i]
-                i += 1
+            if i < len(self.items):
+                batch, i = self.items[i:], len(self.items)
+                yield batch
+                continue
             if self.error is not None:
                 raise self.error
             if self.completion is not None:
                 return
-            await self._changed.wait()
+            try:
+                async with asyncio.timeout(idle):
+                    await self._changed.wait()
+            except TimeoutError:
+                yield []
 
     async def result(self) -> Completion:
         while not self.done:

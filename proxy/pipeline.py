@@ -47,17 +47,14 @@ class Ticket:
     def age(self) -> float | None:
         return self.hit.age if self.hit else None
 
-    async def items(self) -> AsyncIterator[Item]:
+    async def batches(self, idle: float) -> AsyncIterator[list[Item]]:
+        """The events in batches ([] after `idle` seconds of silence); a hit is one batch."""
         if self.hit is not None:
-            note_usage(self.hit.completion.usage)
-            for ev in self.hit.completion.events():
-                yield ev
+            yield list(self.hit.completion.events())
             return
         assert self.flight is not None
-        async for item in self.flight.follow():
-            if isinstance(item, Finish):
-                note_usage(item.usage)
-            yield item
+        async for batch in self.flight.batches(idle):
+            yield batch
 
     async def result(self) -> Completion:
         completion = self.hit.completion if self.hit is not None else await self.flight.result()
@@ -86,10 +83,13 @@ class Pipeline:
         self.observer = PipelineObserver()  # metrics replace it (proxy.metrics.Metrics)
 
     # --- entry -------------------------------------------------------------------------------
-    async def open(self, key: str, req: ChatRequest, cc: CacheControl) -> Ticket:
+    async def open(self, key: str, req: ChatRequest, cc: CacheControl,
+                   looked_up: tuple[CacheHit | None, str] | None = None) -> Ticket:
+        """`looked_up`: the result of a cache lookup the caller already made for this request
+        (each request is looked up, and counted, once)."""
         note_generation(key, req.upstream_body)
         if cc.read:
-            hit, status = await self.cache.lookup(key, cc.max_age)
+            hit, status = looked_up or await self.cache.lookup(key, cc.max_age)
             if hit is not None:
                 return Ticket(status, hit=hit)
         else:

@@ -45,7 +45,7 @@ def test_anthropic_messages_tool_use_stream_and_not(scripted, start_proxy):
     proxy = start_proxy(scripted.url)
     client = anthropic.Anthropic(base_url=proxy.url, api_key="x")
     tools = [{"name": "get_weather", "description": "weather", "input_schema": SCHEMA}]
-    msg = client.messages.create(model="claude-sonnet-4-5", max_tokens=200, tools=tools,
+    msg = client.messages.create(model="claude-local", max_tokens=200, tools=tools,
                                  messages=[{"role": "user", "content": "weather in paris?"}])
     assert msg.stop_reason == "tool_use"
     kinds = [b.type for b in msg.content]

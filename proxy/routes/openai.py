@@ -10,7 +10,7 @@ from ..errors import ProxyError
 from ..translate import chat
 from .body import read_json
 from .passthrough import relay
-from .serve import Protocol, error_response, serve_generation
+from .serve import Protocol, error_response, serve_protocol
 from .state import STATE_KEY, AppState
 
 CHAT = Protocol(name="chat", to_chat=None, render_json=chat.render_json,
@@ -19,11 +19,7 @@ CHAT = Protocol(name="chat", to_chat=None, render_json=chat.render_json,
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    try:
-        body = await read_json(request)
-    except ProxyError as e:
-        return error_response(e, e.openai_body())
-    return await serve_generation(request, CHAT, body)
+    return await serve_protocol(request, CHAT)
 
 
 async def completions(request: web.Request) -> web.StreamResponse:

@@ -6,31 +6,23 @@ from aiohttp import web
 from ..errors import ProxyError
 from ..translate import messages, responses
 from .body import read_json
-from .serve import Protocol, error_response, serve_generation
+from .serve import Protocol, error_response, serve_protocol
 from .state import STATE_KEY, AppState
 
 RESPONSES = Protocol(name="responses", to_chat=responses.to_chat, render_json=responses.render_json,
                      stream_renderer=responses.ResponsesStreamRenderer, error_body=ProxyError.openai_body,
-                     id_prefix="resp_")
+                     id_prefix="resp_", renders_request=True)
 MESSAGES = Protocol(name="messages", to_chat=messages.to_chat, render_json=messages.render_json,
                     stream_renderer=messages.MessagesStreamRenderer, error_body=ProxyError.anthropic_body,
-                    id_prefix="msg_", relay_comments=False)
-
-
-async def _serve(request: web.Request, protocol: Protocol) -> web.StreamResponse:
-    try:
-        body = await read_json(request)
-    except ProxyError as e:
-        return error_response(e, protocol.error_body(e))
-    return await serve_generation(request, protocol, body)
+                    id_prefix="msg_", relay_comments=False, renders_request=True)
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
-    return await _serve(request, RESPONSES)
+    return await serve_protocol(request, RESPONSES)
 
 
 async def create_message(request: web.Request) -> web.StreamResponse:
-    return await _serve(request, MESSAGES)
+    return await serve_protocol(request, MESSAGES)
 
 
 async def count_tokens(request: web.Request) -> web.Response:

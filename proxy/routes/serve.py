@@ -8,23 +8,25 @@ become an error event and the stream ends without its normal terminator.
 """
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
 from aiohttp import web
 
+from ..cache_control import parse_cache_control
 from ..completion import Completion
 from ..errors import ProxyError
+from ..memo import Prepared
+from ..normalize import parse_body
+from ..pipeline import Ticket
 from ..sse import encode_comment
 from ..translate.base import ResponseContext, StreamRenderer
 from ..upstream import Comment
+from .body import read_body
 from .state import CACHE_STATUS_KEY, STATE_KEY, AppState
-
-_KEEPALIVE = object()
-
 
 @dataclass(frozen=True)
 class Protocol:
@@ -35,45 +37,75 @@ class Protocol:
     error_body: Callable[[ProxyError], dict]
     id_prefix: str
     relay_comments: bool = True  # write upstream SSE comments through (else: renderer keep-alive)
+    renders_request: bool = False  # its responses echo the client's request (Responses does)
+
+
+def json_bytes_response(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(obj), status=status, headers=headers, content_type="application/json")
 
 
 def error_response(err: ProxyError, body: dict) -> web.Response:
-    return web.json_response(body, status=err.status, headers=err.headers(), dumps=_dumps)
+    return json_bytes_response(body, err.status, err.headers())
 
 
-def _dumps(obj: object) -> str:
-    import orjson
-    return orjson.dumps(obj).decode()
-
-
-async def serve_generation(request: web.Request, protocol: Protocol, body: dict) -> web.StreamResponse:
-    state: AppState = request.app[STATE_KEY]
+async def serve_protocol(request: web.Request, protocol: Protocol) -> web.StreamResponse:
+    """The handler body of every generation endpoint."""
     try:
-        chat_body = protocol.to_chat(body) if protocol.to_chat else body
-        creq, key, cc = state.prepare(chat_body, request.headers)
-        ticket = await state.pipeline.open(key, creq, cc)
+        raw = await read_body(request)
     except ProxyError as e:
         return error_response(e, protocol.error_body(e))
-    headers = {"X-Cache-Status": ticket.status, "X-Cache-Key": key}
-    if ticket.age is not None:
-        headers["Age"] = str(int(ticket.age))
-    request[CACHE_STATUS_KEY] = ticket.status
-    ctx = ResponseContext(response_id=protocol.id_prefix + secrets.token_hex(12), created=int(time.time()),
-                          model=state.settings.served_model, include_usage=creq.include_usage,
-                          client_request=body)
+    return await serve_generation(request, protocol, raw)
+
+
+async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes) -> web.StreamResponse:
+    """A generation request from its raw body: a repeat of known bytes is answered from the
+    cache without parsing (see proxy/memo.py); everything else takes the full path."""
+    state: AppState = request.app[STATE_KEY]
     try:
-        if not creq.client_stream:
-            try:
-                completion = await ticket.result()
-            except ProxyError as e:
-                return error_response(e, protocol.error_body(e))
-            return web.json_response(protocol.render_json(completion, ctx), headers=headers, dumps=_dumps)
-        return await _stream(request, protocol, ticket, ctx, headers, state.settings.keepalive_interval)
+        cc = parse_cache_control(request.headers)
+        digest = state.memo.digest(protocol.name, cc.namespace, raw)
+        prepared = state.memo.get(digest)
+        looked_up = None
+        if prepared is not None and cc.read:
+            looked_up = await state.cache.lookup(prepared.key, cc.max_age)
+            hit, status = looked_up
+            if hit is not None:
+                state.count_rules(prepared.rules_fired)
+                body = parse_body(raw) if protocol.renders_request else None
+                return await _respond(request, protocol, state, Ticket(status, hit=hit), prepared, body)
+        body = parse_body(raw)
+        chat_body = protocol.to_chat(body) if protocol.to_chat else body
+        creq, key = state.prepare(chat_body, cc, prepared.key if prepared else None)
+        prepared = Prepared(key, creq.client_stream, creq.include_usage, creq.rules_fired)
+        state.memo.put(digest, prepared)
+        ticket = await state.pipeline.open(key, creq, cc, looked_up)
+    except ProxyError as e:
+        return error_response(e, protocol.error_body(e))
+    try:
+        return await _respond(request, protocol, state, ticket, prepared, body)
     finally:
         ticket.release()
 
 
-async def _stream(request: web.Request, protocol: Protocol, ticket, ctx: ResponseContext,
+async def _respond(request: web.Request, protocol: Protocol, state: AppState, ticket: Ticket,
+                   prepared: Prepared, body: dict | None) -> web.StreamResponse:
+    headers = {"X-Cache-Status": ticket.status, "X-Cache-Key": prepared.key}
+    if ticket.age is not None:
+        headers["Age"] = str(int(ticket.age))
+    request[CACHE_STATUS_KEY] = ticket.status
+    ctx = ResponseContext(response_id=protocol.id_prefix + secrets.token_hex(12), created=int(time.time()),
+                          model=state.settings.served_model, include_usage=prepared.include_usage,
+                          client_request=body)
+    if prepared.client_stream:
+        return await _stream(request, protocol, ticket, ctx, headers, state.settings.keepalive_interval)
+    try:
+        completion = await ticket.result()
+    except ProxyError as e:
+        return error_response(e, protocol.error_body(e))
+    return json_bytes_response(protocol.render_json(completion, ctx), headers=headers)
+
+
+async def _stream(request: web.Request, protocol: Protocol, ticket: Ticket, ctx: ResponseContext,
                   headers: dict[str, str], keepalive: float) -> web.StreamResponse:
     renderer = protocol.stream_renderer(ctx)
     head = renderer.head()  # first: renderers number their events in the order they make them
@@ -83,38 +115,26 @@ async def _stream(request: web.Request, protocol: Protocol, ticket, ctx: Respons
     async def send(parts: list[bytes]) -> None:
         if not resp.prepared:
             await resp.prepare(request)
-            await resp.write(b"".join(head))
+            parts = head + parts
         if parts:
             await resp.write(b"".join(parts))
 
-    items = ticket.items().__aiter__()
-    pending: asyncio.Future | None = None
     try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(items.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=keepalive)
-            if not done:
+        async for batch in ticket.batches(keepalive):
+            if not batch:
                 await send([renderer.keepalive()])
                 continue
-            fut, pending = pending, None
-            try:
-                item = fut.result()
-            except StopAsyncIteration:
-                break
-            if isinstance(item, Comment):
-                await send([encode_comment(item.text) if protocol.relay_comments else renderer.keepalive()])
-            else:
-                await send(renderer.render(item))
+            parts: list[bytes] = []
+            for item in batch:
+                if isinstance(item, Comment):
+                    parts.append(encode_comment(item.text) if protocol.relay_comments else renderer.keepalive())
+                else:
+                    parts.extend(renderer.render(item))
+            await send(parts)
     except ProxyError as e:
         if not resp.prepared:
             return error_response(e, protocol.error_body(e))
         await resp.write(b"".join(renderer.fail(e)))
-    finally:
-        if pending is not None:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        await items.aclose()
     if not resp.prepared:
         await send([])
     await resp.write_eof()

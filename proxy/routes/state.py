@@ -1,7 +1,6 @@
 """Everything a handler needs, built once at start-up and kept on the app."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -9,7 +8,8 @@ from aiohttp import web
 from ..admission import Admission, Classifier
 from ..cache.keys import cache_key
 from ..cache.store import ResponseCache
-from ..cache_control import CacheControl, parse_cache_control
+from ..cache_control import CacheControl
+from ..memo import BodyMemo
 from ..config import Settings
 from ..normalize import ChatRequest, NormalizeConfig, normalize_chat
 from ..pipeline import Pipeline
@@ -32,6 +32,7 @@ class AppState:
     pipeline: Pipeline
     normalize_config: NormalizeConfig
     tokens: TokenCounter
+    memo: BodyMemo
 
     @classmethod
     def build(cls, settings: Settings, status: UpstreamStatus) -> AppState:
@@ -41,16 +42,19 @@ class AppState:
         classifier = Classifier.build(settings.background_patterns, settings.background_max_tokens)
         pipeline = Pipeline(settings, upstream, cache, admission, classifier, status)
         return cls(settings, status, upstream, cache, admission, pipeline,
-                   NormalizeConfig.from_settings(settings), TokenCounter(settings.tokenizer_path))
+                   NormalizeConfig.from_settings(settings), TokenCounter(settings.tokenizer_path), BodyMemo())
 
-    def prepare(self, chat_body: dict, headers: Mapping[str, str]) -> tuple[ChatRequest, str, CacheControl]:
-        """Normalize, read the cache controls, compute the key: once per request."""
+    def prepare(self, chat_body: dict, cc: CacheControl, key: str | None = None) -> tuple[ChatRequest, str]:
+        """Normalize and compute the key (unless the memo already knows it): once per request."""
         creq = normalize_chat(chat_body, self.normalize_config)
-        if creq.rules_fired:
-            self.normalize_config.volatile_rules.count(creq.rules_fired)
-        cc = parse_cache_control(headers)
-        return creq, cache_key(CHAT_ENDPOINT, self.normalize_config.model_identity, creq.key_material,
-                               cc.namespace), cc
+        self.count_rules(creq.rules_fired)
+        if key is None:
+            key = cache_key(CHAT_ENDPOINT, self.normalize_config.model_identity, creq.key_material, cc.namespace)
+        return creq, key
+
+    def count_rules(self, fired: tuple[str, ...]) -> None:
+        if fired:
+            self.normalize_config.volatile_rules.count(fired)
 
     async def start(self) -> None:
         await self.cache.start()
