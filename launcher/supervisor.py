@@ -81,14 +81,14 @@ class Supervisor:
             while True:
                 failures += 1
                 if self.cfg.max_restarts and failures > self.cfg.max_restarts:
-                    self.status.set("failed", f"gave up after {failures - 1} failed restarts ({cause})")
+                    self.status.set("failed", f"gave up after {failures - 1} restarts in a row ({cause})")
                     raise LaunchError(f"mlx_lm.server keeps failing ({cause}); gave up after "
-                                      f"{failures - 1} restarts" + self._tail_text())
+                                      f"{failures - 1} restarts in a row" + self._tail_text())
                 delay = backoff_delay(failures, self.cfg.backoff_initial, self.cfg.backoff_max)
                 self.status.retry_after = retry_after_seconds(delay, self.last_load_seconds)
                 self.status.record_restart(cause)
-                self.status.set("restarting", f"{cause}; restarting in {delay:.0f} s")
-                log.warning("mlx_lm.server stopped serving (%s); restart %d in %.0f s", cause, failures, delay)
+                self.status.set("restarting", f"{cause}; restarting in {delay:g} s")
+                log.warning("mlx_lm.server stopped serving (%s); restart %d in %g s", cause, failures, delay)
                 await self._terminate_child()
                 if await self._stop_requested_within(delay):
                     return
