@@ -2,12 +2,15 @@
 front of the scripted upstream: their output and exit codes."""
 from __future__ import annotations
 
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.rig.scripted_upstream import Script
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+BENCH = Path(__file__).resolve().parents[1] / "bench"
 KEY = "k-0123456789abcdef"
 WEATHER_CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 
@@ -82,3 +85,28 @@ def test_tools_script_rejects_arguments_that_are_not_json(scripted):
     assert r.returncode == 1, r.stdout
     assert r.stdout.count("call 0 (get_weather) arguments are not a JSON object") == 2
     assert "Tool calling failed" in r.stdout
+
+
+def test_bench_runner_runs_each_benchmark_and_sums_up(tmp_path):
+    (tmp_path / "bench_fast.py").write_text("print('| case | ms |')\nprint('| a    | 1  |')\n")
+    (tmp_path / "bench_broken.py").write_text("import sys\nprint('partial table')\nsys.exit(3)\n")
+    (tmp_path / "helper.py").write_text("raise SystemExit('not a benchmark')\n")
+    runner = [sys.executable, str(BENCH / "run.py"), "--dir", str(tmp_path)]
+    r = subprocess.run(runner, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "| a    | 1  |" in r.stdout and "partial table" in r.stdout
+    summary = r.stdout.split("=== summary")[1]
+    assert re.search(r"bench_broken\s+FAILED\(3\)", summary) and re.search(r"bench_fast\s+ok", summary)
+    assert "helper" not in r.stdout
+    only = subprocess.run([*runner, "--only", "fast"], capture_output=True, text=True, timeout=60)
+    assert only.returncode == 0 and "bench_broken" not in only.stdout
+
+
+def test_soak_runs_the_proxy_process_and_judges_its_memory():
+    r = subprocess.run([sys.executable, str(BENCH / "soak.py"), "--minutes", "0.15"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"soak: 0.15 min, \d+ requests .* 0 failed", r.stdout)
+    for kind in ("hit/json", "hit/stream", "miss/json", "miss/stream", "disconnect/stream"):
+        assert kind in r.stdout
+    assert "peak growth" in r.stdout and r.stdout.rstrip().endswith("PASS")
