@@ -149,6 +149,17 @@ def test_serves_through_the_proxy_and_stops_cleanly_on_sigterm(launch):
     assert "exited with status -15" in run.output
 
 
+def test_requests_during_the_first_load_get_503_with_retry_after(launch):
+    run = launch("--model", "tiny-random")
+    run.wait_for(CHILD_STARTED)  # the proxy listens before the child starts; mlx takes ~1 s to import
+    status, headers, body = chat(run.port)
+    assert status == 503, body
+    assert int(headers["Retry-After"]) >= 1
+    assert body["error"]["message"]
+    run.wait_for(READY)
+    assert chat(run.port)[0] == 200
+
+
 def test_sigint_while_the_model_loads_stops_without_orphans(launch):
     run = launch("--model", "tiny-random")
     run.wait_for(CHILD_STARTED)
