@@ -8,6 +8,7 @@ once, with a completion or an error, and every follower sees that end.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from .completion import Completion, Event
@@ -27,6 +28,7 @@ class Flight:
         self.followers = 0
         self.admitted = False  # holds an upstream slot (not just queued)
         self.task: asyncio.Task | None = None
+        self.last_activity = time.monotonic()  # last item from the upstream (the watchdog reads it)
         self._changed = asyncio.Event()
 
     @property
@@ -35,6 +37,7 @@ class Flight:
 
     def push(self, item: Item) -> None:
         self.items.append(item)
+        self.last_activity = time.monotonic()
         self._wake()
 
     def complete(self, completion: Completion) -> None:

@@ -79,6 +79,7 @@ class Pipeline:
         self.status = status
         self.flights: dict[str, Flight] = {}
         self.orphans = 0  # generations still running for the cache after their clients left
+        self._last_generation_end = time.monotonic()
         self.cancelled = 0
         self.observer = PipelineObserver()  # metrics replace it (proxy.metrics.Metrics)
 
@@ -158,6 +159,8 @@ class Pipeline:
             log.exception("generation failed")
             flight.fail(ProxyError("internal_error", f"internal error: {type(e).__name__}"))
         finally:
+            if flight.admitted:
+                self._last_generation_end = time.monotonic()
             if lease is not None:
                 await self.cache.release_lease(flight.key, lease)
             if self.flights.get(flight.key) is flight:
@@ -188,10 +191,11 @@ class Pipeline:
 
     async def _generate(self, flight: Flight, req: ChatRequest, lease: str | None) -> Completion:
         async with self.admission.slot(self.classifier.classify(req.upstream_body)) as waited:
-            flight.admitted = True
             self.observer.queue_waited(waited)
             if not self.status.serving and not await self.status.wait_serving(self.settings.first_token_timeout):
                 self._check_serving()
+            flight.admitted = True  # generating from here on (a restart aborts it; a leaver may orphan it)
+            flight.last_activity = time.monotonic()
             renewer = asyncio.create_task(self._renew(flight.key, lease)) if lease else None
             try:
                 return await self._stream(flight, req)
@@ -238,6 +242,30 @@ class Pipeline:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- for the wedge watchdog ----------------------------------------------------------------
+    def longest_silence(self) -> float | None:
+        """Seconds since the quietest generation holding an upstream slot last heard from the
+        upstream (a token or a prefill keep-alive); None when none is generating."""
+        now = time.monotonic()
+        silences = [now - f.last_activity for f in self.flights.values() if f.admitted and not f.done]
+        return max(silences) if silences else None
+
+    def idle_for(self) -> float:
+        """Seconds since a generation last ran (0 while one runs)."""
+        if any(f.admitted and not f.done for f in self.flights.values()):
+            return 0.0
+        return time.monotonic() - self._last_generation_end
+
+    def abort_generations(self, error: ProxyError) -> int:
+        """Fail every generation holding an upstream slot with `error` (the server is being
+        restarted); queued ones stay queued and run once it serves again."""
+        aborted = [f for f in self.flights.values() if f.admitted and not f.done]
+        for flight in aborted:
+            flight.fail(error)
+            if flight.task is not None:
+                flight.task.cancel()
+        return len(aborted)
 
     def to_json(self) -> dict:
         return {"in_flight": len(self.flights), "orphans": self.orphans, "cancelled": self.cancelled}
