@@ -33,6 +33,8 @@ MIN_KEY_CHARS = 16
 # Answered without a key: constant answers that reveal nothing (method, path).
 OPEN_ROUTES = frozenset({("GET", "/health/live"), ("HEAD", "/health/live"), ("GET", "/"), ("HEAD", "/")})
 NAMESPACE_HEADER = "X-Cache-Namespace"
+# Where clients put the key (OpenAI SDKs: Authorization; Anthropic SDKs: x-api-key).
+KEY_HEADERS = ("Authorization", "x-api-key")
 # Cache administration (stats, delete, flush): plain keys only.
 ADMIN_PREFIX = "/cache/"
 
@@ -109,16 +111,21 @@ def _refuse(request: web.Request, err: ProxyError, error_body: ErrorBody) -> web
     return web.json_response(error_body(request, err), status=err.status, headers=headers)
 
 
-def _with_namespace(request: web.Request, namespace: str) -> web.Request:
-    client = request.headers.get(NAMESPACE_HEADER)
+def _as_seen_inside(request: web.Request, namespace: str) -> web.Request:
+    """The request the handlers see: without the proxy's key (passthrough forwards headers, and
+    the upstream must never learn it) and with the key's cache namespace, if any."""
     headers = request.headers.copy()
-    headers[NAMESPACE_HEADER] = f"{namespace}.{client}" if client else namespace
+    for name in KEY_HEADERS:
+        headers.popall(name, None)
+    if namespace:
+        client = request.headers.get(NAMESPACE_HEADER)
+        headers[NAMESPACE_HEADER] = f"{namespace}.{client}" if client else namespace
     return request.clone(headers=headers)
 
 
 def require_api_key(keys: tuple[ApiKey, ...], error_body: ErrorBody) -> Callable:
-    """Middleware: 401 without a valid key (except OPEN_ROUTES); a namespaced key's requests
-    carry its cache namespace."""
+    """Middleware: 401 without a valid key (except OPEN_ROUTES); the key never goes further
+    than this; a namespaced key's requests carry its cache namespace."""
 
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
@@ -130,16 +137,14 @@ def require_api_key(keys: tuple[ApiKey, ...], error_body: ErrorBody) -> Callable
             why = "missing API key" if presented is None else "invalid API key"
             err = ProxyError("unauthorized", f"{why}: send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
             return _refuse(request, err, error_body)
-        if not key.namespace:
-            return await handler(request)
-        if request.path.startswith(ADMIN_PREFIX):
+        if key.namespace and request.path.startswith(ADMIN_PREFIX):
             err = ProxyError("forbidden", "this API key is scoped to a cache namespace; cache administration "
                              "needs an unscoped key")
             return _refuse(request, err, error_body)
-        scoped = _with_namespace(request, key.namespace)
+        inside = _as_seen_inside(request, key.namespace)
         try:
-            return await handler(scoped)
+            return await handler(inside)
         finally:
-            request.update(scoped)  # what the handler noted (cache status) for the outer logs
+            request.update(inside)  # what the handler noted (cache status) for the outer logs
 
     return middleware

@@ -130,3 +130,24 @@ def test_start_up_refused_on_all_interfaces_without_keys():
 def test_keys_from_flags_or_the_explicit_opt_out_allow_start_up():
     assert run_proxy("--host", "0.0.0.0", "--api-key", KEY, "--print-config").returncode == 0
     assert run_proxy("--host", "0.0.0.0", "--insecure-no-auth", "--print-config").returncode == 0
+
+
+def test_the_proxy_key_never_reaches_the_upstream(keyed, scripted):
+    httpx.post(keyed.url + URL, json=CHAT, headers=bearer(KEY))
+    httpx.get(keyed.url + "/some/upstream/path", headers={"x-api-key": KEY})
+    assert len(scripted.received) == 2
+    for received in scripted.received:
+        names = {name.lower() for name in received.headers}
+        assert "authorization" not in names and "x-api-key" not in names
+        assert KEY not in str(received.headers)
+
+
+def test_oversized_headers_and_bodies_are_refused_before_any_handler(scripted, start_proxy):
+    proxy = start_proxy(scripted.url, max_body_bytes=1024)
+    # aiohttp's parser limits (documented in the README): 8190 bytes a header line, 128 headers
+    assert httpx.get(proxy.url + "/v1/models", headers={"X-Big": "x" * 9000}).status_code == 400
+    many = {f"X-H{i}": "1" for i in range(130)}
+    assert httpx.get(proxy.url + "/v1/models", headers=many).status_code == 400
+    big = httpx.post(proxy.url + URL, json={**CHAT, "pad": "x" * 2000})
+    assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
+    assert scripted.chat_calls == 0
