@@ -108,8 +108,12 @@ async def run(settings, cfg: LaunchConfig) -> int:
     """Proxy first (a taken proxy port fails before any model loads), then the child. A first
     SIGINT/SIGTERM drains in-flight requests; a second one stops without waiting."""
     status = UpstreamStatus(state="starting", managed=True)
+    try:
+        server = ProxyServer(settings, status)
+    except ValueError as e:  # an unsafe or unusable configuration (e.g. open bind, bad key)
+        log.error("%s", e)
+        return EXIT_USAGE
     supervisor = Supervisor(cfg, status)
-    server = ProxyServer(settings, status)
     try:
         await server.start()
     except OSError as e:

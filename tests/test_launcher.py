@@ -333,3 +333,10 @@ def test_grace_period_bounds_the_wait_for_in_flight_requests(launch):
     assert time.monotonic() - started < 15
     assert "grace period over: stopping mlx_lm.server under 1 in-flight request(s)" in run.output
     assert wait_gone(child)
+
+
+def test_unsafe_proxy_configuration_is_refused_before_anything_starts(launch):
+    run = launch("--model", "tiny-random", "--host", "0.0.0.0")
+    assert run.proc.wait(EXIT_TIMEOUT) == 2
+    assert "refusing to listen on '0.0.0.0' without an API key" in run.output
+    assert run.child_pids() == []
