@@ -19,7 +19,7 @@ from .admission import Admission, Classifier
 from .assemble import StreamAssembler
 from .cache.store import CacheHit, ResponseCache
 from .cache_control import CacheControl
-from .completion import Completion, CompletionBuilder, Event, Finish
+from .completion import Completion, CompletionBuilder, Event
 from .config import Settings
 from .errors import ProxyError
 from .flight import Flight, Item
@@ -50,11 +50,14 @@ class Ticket:
     async def batches(self, idle: float) -> AsyncIterator[list[Item]]:
         """The events in batches ([] after `idle` seconds of silence); a hit is one batch."""
         if self.hit is not None:
+            note_usage(self.hit.completion.usage)
             yield list(self.hit.completion.events())
             return
         assert self.flight is not None
         async for batch in self.flight.batches(idle):
             yield batch
+        if self.flight.completion is not None:
+            note_usage(self.flight.completion.usage)
 
     async def result(self) -> Completion:
         completion = self.hit.completion if self.hit is not None else await self.flight.result()
