@@ -13,7 +13,8 @@ import signal
 import socket
 import sys
 
-from proxy.app import ProxyServer, configure_logging
+from proxy.app import ProxyServer
+from proxy.logs import configure_logging
 from proxy.cli import ConfigError, add_proxy_arguments, build_settings, printable
 from proxy.normalize import sampling_defaults_from_server_args
 from proxy.upstream_status import UpstreamStatus
