@@ -105,8 +105,9 @@ class UpstreamClient:
             resp_cm = self.session.post(self.base + path, data=payload,
                                         headers={"Content-Type": "application/json",
                                                  "Accept": "text/event-stream"})
-            resp = await asyncio.wait_for(resp_cm, timeout=min(s.first_token_timeout, s.total_timeout))
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(min(s.first_token_timeout, s.total_timeout)):
+                resp = await resp_cm
+        except TimeoutError:
             raise ProxyError("upstream_timeout", "upstream sent no response headers in time") from None
         except aiohttp.ClientError as e:
             raise ProxyError("upstream_unreachable", f"upstream unreachable: {type(e).__name__}") from None
@@ -126,8 +127,11 @@ class UpstreamClient:
                 if wait <= 0:
                     raise ProxyError("upstream_timeout", "generation exceeded the total timeout")
                 try:
-                    chunk = await asyncio.wait_for(resp.content.readany(), timeout=wait)
-                except asyncio.TimeoutError:
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+                    # that lands as a chunk arrives, and a cancelled generation must stop.
+                    async with asyncio.timeout(wait):
+                        chunk = await resp.content.readany()
+                except TimeoutError:
                     which = "between tokens" if got_data else "before the first token"
                     raise ProxyError("upstream_timeout", f"upstream was silent too long {which}") from None
                 except aiohttp.ClientError:
@@ -158,6 +162,7 @@ class UpstreamClient:
 
 async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
     try:
-        return await asyncio.wait_for(resp.content.read(MAX_ERROR_BODY), timeout=10)
-    except (asyncio.TimeoutError, aiohttp.ClientError):
+        async with asyncio.timeout(10):
+            return await resp.content.read(MAX_ERROR_BODY)
+    except (TimeoutError, aiohttp.ClientError):
         return b""
