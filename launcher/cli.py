@@ -17,12 +17,14 @@ from proxy.app import ProxyServer
 from proxy.logs import configure_logging
 from proxy.cli import ConfigError, add_proxy_arguments, build_settings, printable
 from proxy.normalize import sampling_defaults_from_server_args
+from proxy.routes.state import STATE_KEY
 from proxy.upstream_status import UpstreamStatus
 
 from . import config as defaults
 from .config import LaunchConfig
 from .models import ResolvedModel, resolve_model
 from .supervisor import LaunchError, Supervisor
+from .watchdog import Watchdog, WatchdogPolicy
 
 log = logging.getLogger("mlx_launch")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -49,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="first restart delay in seconds, doubling (default: %(default)s)")
     launch.add_argument("--backoff-max", type=float, default=defaults.BACKOFF_MAX,
                         help="longest restart delay in seconds (default: %(default)s)")
+    launch.add_argument("--watchdog-timeout", type=float, default=defaults.DEFAULT_WATCHDOG_TIMEOUT,
+                        help="restart the server when generations make no progress this many seconds, "
+                             "0 = off (default: %(default)s)")
     add_proxy_arguments(parser, exclude=frozenset({"upstream"}))
     return parser
 
@@ -82,7 +87,8 @@ def launch_config(args: argparse.Namespace, model: ResolvedModel, extra: tuple[s
     return LaunchConfig(
         model=model.name, model_path=model.path, server_port=args.server_port,
         extra_args=extra, offline=model.local, ready_timeout=args.ready_timeout,
-        backoff_initial=args.backoff_initial, backoff_max=args.backoff_max, max_restarts=args.max_restarts)
+        backoff_initial=args.backoff_initial, backoff_max=args.backoff_max, max_restarts=args.max_restarts,
+        watchdog_timeout=args.watchdog_timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,16 +135,20 @@ async def run(settings, cfg: LaunchConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     code = EXIT_OK
+    watchdog: asyncio.Task | None = None
     try:
         log.info("proxy on http://%s:%d -> mlx_lm.server %s (model %s)", settings.host, settings.port,
                  supervisor.url, cfg.model)
         if await _until_stopped(supervisor.start(), stop):
             log.info("ready: http://%s:%d/v1 serves %s", settings.host, settings.port, cfg.model)
+            watchdog = _start_watchdog(cfg, server, supervisor, status)
             await _until_stopped(supervisor.supervise(), stop)
     except LaunchError as e:
         log.error("%s", e)
         code = EXIT_FAILED
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         stop.set()  # a later signal hurries the shutdown
         grace = settings.shutdown_grace if code == EXIT_OK else 0.0
         log.info("stopping: waiting up to %.0f s for %d in-flight request(s)", grace, server.in_flight)
@@ -158,6 +168,23 @@ async def run(settings, cfg: LaunchConfig) -> int:
             loop.remove_signal_handler(sig)
         log.info("stopped")
     return code
+
+
+def _start_watchdog(cfg: LaunchConfig, server: ProxyServer, supervisor: Supervisor,
+                    status: UpstreamStatus) -> asyncio.Task | None:
+    """The wedge watchdog reads the proxy's generations and asks the supervisor to restart."""
+    if cfg.watchdog_timeout <= 0:
+        return None
+    generations = server.app[STATE_KEY].pipeline
+    dog = Watchdog(WatchdogPolicy(timeout=cfg.watchdog_timeout), generations, supervisor, status, supervisor.url)
+    task = asyncio.ensure_future(dog.run())
+    task.add_done_callback(_log_watchdog_end)
+    return task
+
+
+def _log_watchdog_end(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the watchdog stopped: %r", task.exception())
 
 
 async def _until_stopped(work, stop: asyncio.Event) -> bool:

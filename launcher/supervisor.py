@@ -265,6 +265,7 @@ class Supervisor:
             return
         if proc.returncode is None:
             _signal_group(proc.pid, signal.SIGTERM)
+            _signal_group(proc.pid, signal.SIGCONT)  # a stopped (SIGSTOP) child handles it too
             try:
                 await asyncio.wait_for(proc.wait(), self.cfg.term_timeout)
             except asyncio.TimeoutError:

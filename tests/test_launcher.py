@@ -340,3 +340,24 @@ def test_unsafe_proxy_configuration_is_refused_before_anything_starts(launch):
     assert run.proc.wait(EXIT_TIMEOUT) == 2
     assert "refusing to listen on '0.0.0.0' without an API key" in run.output
     assert run.child_pids() == []
+
+
+def test_watchdog_restarts_a_wedged_server_and_fails_its_requests_retryably(launch):
+    run = launch("--model", "tiny-random", "--watchdog-timeout", "1", "--cache", "none")
+    run.wait_for(READY)
+    [first] = run.child_pids()
+    result: list = []
+    request = threading.Thread(target=lambda: result.append(_chat_or_error(run.port, 1_000_000)))
+    request.start()
+    run.wait_for(r"Prompt processing progress|POST /v1/chat/completions HTTP", start=len(run.lines))
+    mark = len(run.lines)
+    os.kill(first, signal.SIGSTOP)  # alive, port open, no progress: a wedge
+    run.wait_for(r"stopped serving \(wedged", timeout=15, start=mark)
+    request.join(EXIT_TIMEOUT)
+    status, headers, body = result[0]
+    assert status == 503 and int(headers["Retry-After"]) >= 1, body
+    run.wait_for(r"mlx_lm.server ready in", start=mark)
+    assert wait_gone(first)
+    causes = get_json(run.port, "/health")["upstream"]["restart_causes"]
+    assert [c.startswith("wedged") for c in causes] == [True]
+    assert run.signal(signal.SIGTERM) == 0
