@@ -1,6 +1,9 @@
 """Metrics, health and probes after a scripted sequence: miss, hit, upstream error, timeout."""
 from __future__ import annotations
 
+import concurrent.futures
+import time
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -127,3 +130,36 @@ def test_redis_errors_and_breaker_state_are_exposed(scripted, start_proxy, redis
     assert errors >= 3
     assert value(m, "mlx_proxy_cache_breaker_state", backend="redis") == 2
     assert value(m, "mlx_proxy_cache_results_total", result="error") == 4
+
+
+def test_coalesced_requests_and_restarts_are_counted(scripted, start_proxy):
+    scripted.script(Script(text="shared", first_delay=0.5))
+    proxy = start_proxy(scripted.url)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        first = pool.submit(httpx.post, proxy.url + URL, json=chat("together"), timeout=10)
+        deadline = time.monotonic() + 5
+        while scripted.chat_calls == 0 and time.monotonic() < deadline:  # the first is generating
+            time.sleep(0.01)
+        second = pool.submit(httpx.post, proxy.url + URL, json=chat("together"), timeout=10)
+        statuses = sorted(f.result().headers["X-Cache-Status"] for f in (first, second))
+    assert statuses == ["COALESCED", "MISS"] and scripted.chat_calls == 1
+    proxy.status.record_restart("crash")
+    proxy.status.record_restart("crash")
+    proxy.status.record_restart("wedged")
+    m = scrape(proxy)
+    assert value(m, "mlx_proxy_cache_results_total", result="coalesced") == 1
+    assert value(m, "mlx_proxy_upstream_generation_duration_seconds_count") == 1
+    assert value(m, "mlx_proxy_upstream_restarts_total", cause="crash") == 2
+    assert value(m, "mlx_proxy_upstream_restarts_total", cause="wedged") == 1
+
+
+def test_store_skips_are_counted_by_reason(scripted, start_proxy):
+    scripted.script(Script(text="", finish_reason="stop"))  # nothing generated: not worth storing
+    proxy = start_proxy(scripted.url)
+    httpx.post(proxy.url + URL, json=chat("empty"), timeout=10)
+    scripted.script(Script(text="kept out"))
+    httpx.post(proxy.url + URL, json=chat("no store"), headers={"Cache-Control": "no-store"}, timeout=10)
+    m = scrape(proxy)
+    assert value(m, "mlx_proxy_cache_store_total", outcome="skipped_not_cacheable") == 1
+    assert value(m, "mlx_proxy_cache_store_total", outcome="skipped_not_requested") == 1
+    assert value(m, "mlx_proxy_cache_store_total", outcome="stored") == 0
