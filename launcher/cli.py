@@ -17,7 +17,6 @@ from proxy.app import ProxyServer
 from proxy.logs import configure_logging
 from proxy.cli import ConfigError, add_proxy_arguments, build_settings, printable
 from proxy.normalize import sampling_defaults_from_server_args
-from proxy.routes.state import STATE_KEY
 from proxy.upstream_status import UpstreamStatus
 
 from . import config as defaults
@@ -175,7 +174,7 @@ def _start_watchdog(cfg: LaunchConfig, server: ProxyServer, supervisor: Supervis
     """The wedge watchdog reads the proxy's generations and asks the supervisor to restart."""
     if cfg.watchdog_timeout <= 0:
         return None
-    generations = server.app[STATE_KEY].pipeline
+    generations = server.generations
     dog = Watchdog(WatchdogPolicy(timeout=cfg.watchdog_timeout), generations, supervisor, status, supervisor.url)
     task = asyncio.ensure_future(dog.run())
     task.add_done_callback(_log_watchdog_end)

@@ -116,6 +116,10 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
     return app
 
 
+# After the grace period, requests still running get this long before they are cancelled.
+SHUTDOWN_LEFTOVER_TIMEOUT = 1.0
+
+
 class ProxyServer:
     """The proxy as an object the launcher can start and stop inside its own event loop."""
 
@@ -128,13 +132,21 @@ class ProxyServer:
         self.port = settings.port
 
     @property
+    def generations(self):
+        """The pipeline's generations (the launcher's watchdog reads and aborts them)."""
+        return self.app[STATE_KEY].pipeline
+
+    @property
     def in_flight(self) -> int:
         return self._in_flight.count
 
     async def start(self) -> None:
         # handler_cancellation: a client that disconnects cancels its handler, which frees its
         # queue slot and lets the pipeline decide whether the generation goes on.
-        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None)
+        # shutdown_timeout: stop() has already waited the grace period for in-flight requests;
+        # what is left when the runner cleans up is cancelled at once, not after aiohttp's 60 s.
+        self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None,
+                                     shutdown_timeout=SHUTDOWN_LEFTOVER_TIMEOUT)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=1024)
         try:

@@ -97,6 +97,10 @@ class Settings:
     redis_timeout: float = 0.25
     # Values above this are zlib-compressed before going to Redis (network + memory savings).
     cache_compress_min_bytes: int = 1024
+    # Cross-proxy single-flight: a leader's lease lives this long unless renewed (it is renewed
+    # every third of it while generating), so a follower takes over within this time if the
+    # leading proxy dies.
+    cache_lease_ttl: float = 15.0
     # A client that leaves a cacheable generation does not cancel it, up to this many at once,
     # so the client's retry becomes a hit instead of a second long prefill.
     max_orphan_generations: int = 2

@@ -18,10 +18,6 @@ from typing import Protocol
 
 from proxy.cache.entry import StoredEntry
 
-# A lease lives this long unless renewed. A leader renews it every LEASE_TTL / 3 while it
-# generates (generations run for minutes), so a crashed leader is noticed within this time.
-LEASE_TTL = 15.0
-LEASE_RENEW_INTERVAL = LEASE_TTL / 3
 # Followers re-check this often even without a notification (pub/sub message lost, subscriber
 # reconnecting): the bound on how late a follower can be.
 POLL_INTERVAL = 1.0

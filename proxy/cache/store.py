@@ -21,7 +21,7 @@ from typing import Literal, TypeVar
 
 from redis.exceptions import RedisError
 
-from proxy.cache.backend import LEASE_RENEW_INTERVAL, LEASE_TTL, POLL_INTERVAL, CacheBackend
+from proxy.cache.backend import POLL_INTERVAL, CacheBackend
 from proxy.cache.breaker import BreakerState, CircuitBreaker
 from proxy.cache.disabled import DisabledBackend
 from proxy.cache.entry import StoredEntry
@@ -60,14 +60,15 @@ def hit_rate(hits: int, misses: int) -> str:
 
 class ResponseCache:
     def __init__(self, backend: CacheBackend, *, ttl: int, breaker: CircuitBreaker | None = None,
-                 lease_ttl: float = LEASE_TTL, lease_renew_interval: float = LEASE_RENEW_INTERVAL,
+                 lease_ttl: float = Settings.cache_lease_ttl, lease_renew_interval: float | None = None,
                  poll_interval: float = POLL_INTERVAL, stats_flush_interval: float = STATS_FLUSH_INTERVAL,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.backend = backend
         self.ttl = ttl
         self.breaker = breaker or CircuitBreaker(backend.name)
         self.lease_ttl = lease_ttl
-        self.lease_renew_interval = lease_renew_interval  # the pipeline renews its lease this often
+        # the pipeline renews its lease this often: three renewals fit in one lease
+        self.lease_renew_interval = lease_renew_interval or lease_ttl / 3
         self.poll_interval = poll_interval
         self.stats_flush_interval = stats_flush_interval
         self._now = wall_clock
@@ -89,7 +90,7 @@ class ResponseCache:
             backend = MemoryBackend(s.cache_max_bytes)
         else:
             backend = RedisBackend(s.cache, KEY_PREFIX, s.redis_timeout, s.cache_compress_min_bytes)
-        return cls(backend, ttl=s.cache_ttl)
+        return cls(backend, ttl=s.cache_ttl, lease_ttl=s.cache_lease_ttl)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
