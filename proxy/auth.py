@@ -19,7 +19,7 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -45,7 +45,7 @@ class AuthConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ApiKey:
-    secret: bytes
+    secret: bytes = field(repr=False)  # never in a log line or a traceback
     namespace: str = ""
 
 

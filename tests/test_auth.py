@@ -90,6 +90,7 @@ def test_key_parsing_and_matching():
     assert parse_api_key(f"{KEY}:team-1") == parse_api_key(f"{KEY}:team-1")
     assert parse_api_key(f"{KEY}:team-1").namespace == "team-1"
     assert parse_api_key(KEY).namespace == "" and parse_api_key(KEY).secret == KEY.encode()
+    assert KEY not in repr(parse_api_key(f"{KEY}:team"))
     with pytest.raises(AuthConfigError, match="at least"):
         parse_api_key("short")
     with pytest.raises(AuthConfigError, match="namespace"):
