@@ -1,0 +1,127 @@
+"""Several proxies on one real Redis (a team of Macs): one generation, take-over, Redis faults."""
+from __future__ import annotations
+
+import concurrent.futures
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.rig.scripted_upstream import Script, _free_port
+
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "shared question"}]}
+URL = "/v1/chat/completions"
+
+
+@pytest.fixture
+def proxy_process():
+    """proxy_process(upstream, cache, *flags) -> base URL of a `python -m proxy` process."""
+    procs: list[subprocess.Popen] = []
+
+    def start(upstream: str, cache: str, *flags: str) -> tuple[str, subprocess.Popen]:
+        port = _free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "proxy", "--upstream", upstream, "--port", str(port),
+                                 "--cache", cache, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url + "/health/live", timeout=1)
+                return url, proc
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "proxy process did not start"
+                time.sleep(0.05)
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def post(base: str, body=CHAT):
+    return httpx.post(base + URL, json=body, timeout=60)
+
+
+def test_two_proxy_processes_share_one_generation(scripted, start_proxy, proxy_process, redis_server):
+    scripted.script(Script(text="one answer for the team", first_delay=1.0))
+    here = start_proxy(scripted.url, cache=redis_server.url)
+    there, _ = proxy_process(scripted.url, redis_server.url)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(post, [here.url, there])
+    assert a.status_code == b.status_code == 200
+    assert a.json()["choices"][0]["message"]["content"] == b.json()["choices"][0]["message"]["content"]
+    assert sorted([a.headers["X-Cache-Status"], b.headers["X-Cache-Status"]]) == ["COALESCED", "MISS"]
+    assert scripted.chat_calls == 1
+    # and afterwards both serve it from the shared entry
+    assert post(here.url).headers["X-Cache-Status"] == post(there).headers["X-Cache-Status"] == "HIT"
+    assert scripted.chat_calls == 1
+
+
+def test_follower_takes_over_when_the_leading_proxy_dies(scripted, start_proxy, proxy_process, redis_server):
+    scripted.script(Script(text="never finished", first_delay=60), Script(text="finished by the follower"))
+    leader_url, leader = proxy_process(scripted.url, redis_server.url, "--cache-lease-ttl", "1")
+    follower = start_proxy(scripted.url, cache=redis_server.url, cache_lease_ttl=1.0)
+    def ask_leader():
+        try:
+            httpx.post(leader_url + URL, json=CHAT, timeout=90)
+        except httpx.TransportError:
+            pass  # its proxy is killed below
+
+    threading.Thread(target=ask_leader, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while scripted.chat_calls == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    result: dict = {}
+    waiter = threading.Thread(target=lambda: result.update(r=post(follower.url)))
+    waiter.start()
+    time.sleep(0.5)  # the follower is waiting on the leader's lease
+    leader.kill()
+    killed = time.monotonic()
+    waiter.join(30)
+    r = result["r"]
+    assert r.status_code == 200 and r.headers["X-Cache-Status"] == "COALESCED"
+    assert r.json()["choices"][0]["message"]["content"] == "finished by the follower"
+    assert time.monotonic() - killed < 5  # within a lease TTL and a poll, not the total timeout
+    assert scripted.chat_calls == 2
+
+
+def test_redis_killed_under_load_never_fails_a_client(scripted, start_proxy, redis_server):
+    scripted.script(Script(text="steady"))
+    proxy = start_proxy(scripted.url, cache=redis_server.url, redis_timeout=0.2)
+    bodies = [{**CHAT, "seed": i} for i in range(4)]
+    results: list[httpx.Response] = []
+    stop = threading.Event()
+
+    def load():
+        i = 0
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                results.append(client.post(proxy.url + URL, json=bodies[i % len(bodies)]))
+                i += 1
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
+    time.sleep(1.0)
+    redis_server.kill()
+    time.sleep(1.5)
+    redis_server.start()
+    time.sleep(0.5)
+    stop.set()
+    for w in workers:
+        w.join(30)
+    assert results and all(r.status_code == 200 for r in results)
+    statuses = {r.headers["X-Cache-Status"] for r in results}
+    assert "HIT" in statuses and "ERROR" in statuses
+    # hits resume by themselves once Redis is back (the breaker probes it)
+    deadline = time.monotonic() + 15
+    while post(proxy.url, bodies[0]).headers["X-Cache-Status"] != "HIT":
+        assert time.monotonic() < deadline, "hits did not resume after Redis came back"
+        time.sleep(0.2)
+    health = httpx.get(proxy.url + "/health").json()
+    assert health["cache"]["state"] == "ok" and health["cache"]["backend"] == "redis"
