@@ -92,3 +92,17 @@ def test_billing_nonce_removal_lets_the_server_reuse_its_prompt_cache(mlx_server
         assert cached > 0.9 * usage["prompt_tokens"]
     else:  # the nonce sits at the top of the system prompt: almost nothing can be reused
         assert cached < 0.1 * usage["prompt_tokens"]
+
+
+def test_count_tokens_uses_the_served_models_tokenizer(mlx_server, start_proxy):
+    """With the model's folder known (the launcher passes it), count_tokens is exact: the same
+    number the server reports as prompt_tokens for the same conversation."""
+    proxy = start_proxy(mlx_server.url, tokenizer_path=mlx_server.model_path, cache="none")
+    messages = [{"role": "user", "content": "How many tokens is this sentence, exactly?"}]
+    counted = httpx.post(proxy.url + "/v1/messages/count_tokens",
+                         json={"model": "claude-local", "system": "Be brief.", "messages": messages}, timeout=60)
+    assert counted.headers["X-Token-Count"] == "exact"
+    served = httpx.post(proxy.url + "/v1/messages", json={"model": "claude-local", "system": "Be brief.",
+                                                          "messages": messages, "max_tokens": 1}, timeout=60).json()
+    usage = served["usage"]
+    assert counted.json()["input_tokens"] == usage["input_tokens"] + usage.get("cache_read_input_tokens", 0)
