@@ -343,20 +343,29 @@ def test_unsafe_proxy_configuration_is_refused_before_anything_starts(launch):
 
 
 def test_watchdog_restarts_a_wedged_server_and_fails_its_requests_retryably(launch):
-    run = launch("--model", "tiny-random", "--watchdog-timeout", "1", "--cache", "none")
+    run = launch("--model", "tiny-random", "--watchdog-timeout", "1", "--cache", "none", "--max-concurrency", "1")
     run.wait_for(READY)
     [first] = run.child_pids()
-    result: list = []
-    request = threading.Thread(target=lambda: result.append(_chat_or_error(run.port, 1_000_000)))
+    in_flight: list = []
+    queued: list = []
+    request = threading.Thread(target=lambda: in_flight.append(_chat_or_error(run.port, 1_000_000)))
     request.start()
     run.wait_for(r"Prompt processing progress|POST /v1/chat/completions HTTP", start=len(run.lines))
+    waiting = threading.Thread(target=lambda: queued.append(_chat_or_error(run.port, 3)))
+    waiting.start()  # queued behind the only upstream slot
     mark = len(run.lines)
     os.kill(first, signal.SIGSTOP)  # alive, port open, no progress: a wedge
+    stopped_at = time.monotonic()
     run.wait_for(r"stopped serving \(wedged", timeout=15, start=mark)
+    # found within the watchdog timeout plus one check interval (and slack for a loaded machine)
+    assert time.monotonic() - stopped_at < 1 + 0.25 + 2.0
     request.join(EXIT_TIMEOUT)
-    status, headers, body = result[0]
+    status, headers, body = in_flight[0]
     assert status == 503 and int(headers["Retry-After"]) >= 1, body
     run.wait_for(r"mlx_lm.server ready in", start=mark)
+    waiting.join(EXIT_TIMEOUT)
+    status, _, body = queued[0]
+    assert status == 200 and body["choices"][0]["finish_reason"] in ("stop", "length")  # served after the restart
     assert wait_gone(first)
     causes = get_json(run.port, "/health")["upstream"]["restart_causes"]
     assert [c.startswith("wedged") for c in causes] == [True]
