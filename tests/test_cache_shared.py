@@ -10,7 +10,8 @@ import time
 import httpx
 import pytest
 
-from tests.rig.scripted_upstream import Script, _free_port
+from launcher.cli import free_port
+from tests.rig.scripted_upstream import Script
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "shared question"}]}
 URL = "/v1/chat/completions"
@@ -22,7 +23,7 @@ def proxy_process():
     procs: list[subprocess.Popen] = []
 
     def start(upstream: str, cache: str, *flags: str) -> tuple[str, subprocess.Popen]:
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen([sys.executable, "-m", "proxy", "--upstream", upstream, "--port", str(port),
                                  "--cache", cache, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proc)

@@ -2,7 +2,6 @@
 import httpx
 
 from proxy.memo import BodyMemo, Prepared
-from tests.rig.scripted_upstream import Script
 
 
 def test_digest_separates_protocols_and_namespaces():

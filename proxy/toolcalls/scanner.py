@@ -31,12 +31,11 @@ content); all other text is passed on byte for byte, never taken back, never as 
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from ..completion import Event, TextDelta, ToolCall, ToolCallDelta
+from ..completion import Event, TextDelta, ToolCall, ToolCallDelta, new_call_id
 from .calls import MORE, DeclaredTools, accept_calls
 from .output import Output
 from .registry import MARKER_FORMATS, REASONING_ZONES, TAIL_FORMATS
@@ -55,10 +54,6 @@ _REASONING, _INLINE, _FENCE = "reasoning", "inline", "fence"
 _INLINE_STOP = re.compile(r"\n|`+")
 _FENCE_CLOSE = re.compile(r"[ \t]*(`*)")
 _INDENT = re.compile(r"[ \t]*")
-
-
-def new_call_id() -> str:
-    return "call_" + secrets.token_hex(12)
 
 
 @dataclass(frozen=True)

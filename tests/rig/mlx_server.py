@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from launcher.cli import free_port
 from launcher.config import LaunchConfig
 from launcher.models import resolve_model
 from launcher.supervisor import Supervisor
@@ -44,11 +45,6 @@ NOTICE_TIMEOUT = 10.0
 TEST_TERM_TIMEOUT = 5.0
 
 
-def _free_port() -> int:
-    from launcher.cli import free_port
-    return free_port()
-
-
 class MlxServer:
     """One supervised stock mlx_lm.server. Attributes: url, port, model_path, pid, status (the
     UpstreamStatus the supervisor moves; it lives in this server's own event loop, so give a
@@ -58,7 +54,7 @@ class MlxServer:
                  model: ToolModel | None = None) -> None:
         self.model_path = str(model_path)
         self.model = model
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cfg = LaunchConfig(model=self.model_path, model_path=self.model_path, server_port=self.port,
                                 extra_args=extra_args, offline=True, ready_timeout=TEST_READY_TIMEOUT,

@@ -9,7 +9,7 @@ from proxy.app import ProxyServer
 from proxy.config import Settings
 from proxy.upstream_status import UpstreamStatus
 
-from .scripted_upstream import _free_port
+from launcher.cli import free_port
 
 
 @dataclass
@@ -37,7 +37,7 @@ def start_proxy(server_loop):
     started: list[RunningProxy] = []
 
     def start(upstream: str, status: UpstreamStatus | None = None, **overrides) -> RunningProxy:
-        settings = replace(Settings(), upstream=upstream, port=_free_port(), **overrides)
+        settings = replace(Settings(), upstream=upstream, port=free_port(), **overrides)
         server = ProxyServer(settings, status)
         server_loop.run(server.start())
         running = RunningProxy(server, settings)

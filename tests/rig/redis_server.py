@@ -37,18 +37,14 @@ from urllib.parse import quote
 
 import pytest
 
+from launcher.cli import free_port
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 # Generous for 2 shared cores; a healthy start takes ~10 ms.
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 PING_TIMEOUT = 0.5
 CERTS = Path(__file__).parent / "certs"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _command(port: int, *args: str, tls: ssl.SSLContext | None = None, timeout: float = PING_TIMEOUT) -> bytes:

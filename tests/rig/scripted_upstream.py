@@ -7,13 +7,14 @@ per request in order (the last one repeats); every request received is recorded.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from dataclasses import dataclass, field
 
 import orjson
 import pytest
 from aiohttp import web
+
+from launcher.cli import free_port
 
 from .loop_thread import LoopThread
 
@@ -53,7 +54,7 @@ class ScriptedUpstream:
         self.active = 0  # requests being answered right now
         self.max_active = 0
         self.cancelled = 0  # streams whose client (the proxy) went away before the end
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._runner: web.AppRunner | None = None
         loop_thread.run(self._start())
@@ -164,12 +165,6 @@ def _as_message(s: Script) -> dict:
         msg["tool_calls"] = s.tool_calls
     return {"id": "chatcmpl-scripted", "object": "chat.completion", "created": 1, "model": "scripted",
             "choices": [{"index": 0, "message": msg, "finish_reason": s.finish_reason}], "usage": s.usage}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
