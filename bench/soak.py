@@ -21,7 +21,6 @@ import asyncio
 import itertools
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 from aiohttp import web
+
+from launcher.cli import free_port
 
 MiB = 1024 * 1024
 # Python objects around each cached byte (entry accounting is approximate; allocator slack).
@@ -79,12 +80,6 @@ async def upstream_health(request: web.Request) -> web.Response:
 
 
 # --- the proxy process -----------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status") as fh:

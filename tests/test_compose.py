@@ -13,8 +13,8 @@ import pytest
 import redis
 import yaml
 
+from launcher.cli import free_port
 from proxy.cli import add_proxy_arguments, build_settings
-from tests.rig.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"REDIS_PASSWORD": "pw-for-tests-0123456789", "MLX_PROXY_API_KEYS": "k-0123456789abcdef"}
