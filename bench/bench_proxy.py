@@ -9,6 +9,9 @@ Rows:
   direct upstream            the baseline: the instant upstream hit directly
   proxy, cache none          added latency of a proxied request (miss path), JSON and stream
   proxy hit, memory / redis  cache hits: p50/p99 at concurrency 1, throughput at concurrency 32
+                             (redis: served from the in-process near copy, as a retry on the
+                             same Mac is; "no near copy": every hit is a Redis round trip, as
+                             another Mac's first hit is)
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -32,6 +37,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "anyclaude-chat-completions-turn1.json"
 TARGET_BODY_BYTES = 100_000
+WARMUP = 20  # requests per scenario before measuring (connections, caches filled)
+JSON = {"Content-Type": "application/json"}
 
 
 def free_port() -> int:
@@ -108,21 +115,35 @@ def redis_server():
             proc.wait()
 
 
-def proxy_argv(upstream: str, port: int, cache: str) -> list[str]:
-    return [sys.executable, "-m", "proxy", "--upstream", upstream, "--port", str(port), "--cache", cache]
+def proxy_argv(upstream: str, port: int, cache: str, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "proxy", "--upstream", upstream, "--port", str(port), "--cache", cache, *flags]
 
 
-async def latencies(url: str, payload: bytes, n: int, stream: bool) -> list[float]:
-    out = []
+@dataclass
+class Scenario:
+    name: str
+    url: str
+    payload: bytes
+    throughput: bool = True
+    latencies: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+
+
+async def interleaved_latencies(scenarios: list[Scenario], n: int) -> None:
+    """One request to each scenario in turn, n rounds, in a shuffled order each round (fixed
+    seed): load on the machine and position effects hit all scenarios alike."""
+    rng = random.Random(0)
+    order = list(scenarios)
     async with aiohttp.ClientSession() as s:
-        for i in range(n + 20):  # 20 warm-up requests
-            t = time.perf_counter()
-            async with s.post(url, data=payload, headers={"Content-Type": "application/json"}) as r:
-                await r.read()
-                assert r.status == 200, r.status
-            if i >= 20:
-                out.append(time.perf_counter() - t)
-    return out
+        for i in range(n + WARMUP):
+            rng.shuffle(order)
+            for sc in order:
+                t = time.perf_counter()
+                async with s.post(sc.url, data=sc.payload, headers=JSON) as r:
+                    await r.read()
+                    assert r.status == 200, (sc.name, r.status)
+                if i >= WARMUP:
+                    sc.latencies.append(time.perf_counter() - t)
 
 
 async def throughput(url: str, payload: bytes, seconds: float, concurrency: int) -> float:
@@ -133,7 +154,7 @@ async def throughput(url: str, payload: bytes, seconds: float, concurrency: int)
         async def worker():
             nonlocal done
             while time.perf_counter() < stop_at:
-                async with s.post(url, data=payload, headers={"Content-Type": "application/json"}) as r:
+                async with s.post(url, data=payload, headers=JSON) as r:
                     await r.read()
                     if r.status == 200:
                         done += 1
@@ -147,49 +168,49 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))] * 1000
 
 
-def measure(name: str, url: str, body: dict, args, rows: list, stream: bool = False, tput: bool = True) -> None:
-    payload = orjson.dumps({**body, "stream": stream})
-    lat = asyncio.run(latencies(url, payload, args.requests, stream))
-    rps = asyncio.run(throughput(url, payload, args.seconds, args.concurrency)) if tput else None
-    rows.append((name, statistics.median(lat) * 1000, pct(lat, 99), rps))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=400)
-    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--requests", type=int, default=500, help="latency samples per scenario")
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of one throughput round")
+    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds per scenario (median kept)")
     ap.add_argument("--concurrency", type=int, default=32)
     args = ap.parse_args()
     body = claude_code_body()
+    json_payload, stream_payload = orjson.dumps(body), orjson.dumps({**body, "stream": True})
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    rows: list[tuple] = []
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     chat = "/v1/chat/completions"
     with ExitStack() as stack:
-        stack.enter_context(process([sys.executable, str(ROOT / "bench" / "fast_upstream.py"), str(up_port)]))
-        time.sleep(0.5)
+        stack.enter_context(process([sys.executable, str(ROOT / "bench" / "fast_upstream.py"), str(up_port)],
+                                    f"{upstream}/ready"))
         redis_url = stack.enter_context(redis_server())
-        measure("direct upstream (baseline), JSON", upstream + chat, body, args, rows)
-        measure("direct upstream (baseline), stream", upstream + chat, body, args, rows, stream=True, tput=False)
-        caches = [("none", "none"), ("memory", "memory")] + ([("redis", redis_url)] if redis_url else [])
-        for label, cache in caches:
+        scenarios = [Scenario("direct upstream (baseline), JSON", upstream + chat, json_payload),
+                     Scenario("direct upstream (baseline), stream", upstream + chat, stream_payload, False)]
+        caches = [("proxy, cache none (miss path)", "none", ()), ("proxy hit, memory", "memory", ())]
+        if redis_url:  # a repeat on the same Mac (near copy), and every hit a Redis round trip
+            caches += [("proxy hit, redis", redis_url, ()),
+                       ("proxy hit, redis, no near copy", redis_url, ("--cache-near-ttl", "0"))]
+        for label, cache, flags in caches:
             port = free_port()
-            stack.enter_context(process(proxy_argv(upstream, port, cache), f"http://127.0.0.1:{port}/health", env))
+            stack.enter_context(process(proxy_argv(upstream, port, cache, *flags), f"http://127.0.0.1:{port}/health", env))
             url = f"http://127.0.0.1:{port}{chat}"
-            if cache == "none":
-                measure("proxy, cache none (miss path), JSON", url, body, args, rows)
-                measure("proxy, cache none (miss path), stream", url, body, args, rows, stream=True, tput=False)
-            else:
-                measure(f"proxy hit, {label}, JSON", url, body, args, rows)
-                measure(f"proxy hit, {label}, stream", url, body, args, rows, stream=True, tput=False)
-    base_p50, base_rps = rows[0][1], rows[0][3]
-    print(f"body {len(orjson.dumps(body)) // 1000} KB, {args.requests} requests at concurrency 1, "
-          f"{args.seconds:.0f} s at concurrency {args.concurrency}")
-    print(f"{'scenario':42s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs base':>8s} {'req/s':>8s} {'vs base':>8s}")
-    for name, p50, p99, rps in rows:
+            scenarios += [Scenario(f"{label}, JSON", url, json_payload), Scenario(f"{label}, stream", url, stream_payload, False)]
+        asyncio.run(interleaved_latencies(scenarios, args.requests))
+        for _ in range(args.rounds):  # alternate rounds, so slow phases of the machine are shared
+            for sc in scenarios:
+                if sc.throughput:
+                    sc.rates.append(asyncio.run(throughput(sc.url, sc.payload, args.seconds, args.concurrency)))
+    base = scenarios[0]
+    base_p50, base_rps = statistics.median(base.latencies) * 1000, statistics.median(base.rates)
+    print(f"body {len(json_payload) // 1000} KB; latency: {args.requests} interleaved requests at concurrency 1; "
+          f"throughput: median of {args.rounds} alternating {args.seconds:.0f} s rounds at concurrency {args.concurrency}")
+    print(f"{'scenario':46s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs base':>8s} {'req/s':>8s} {'vs base':>8s}")
+    for sc in scenarios:
+        p50 = statistics.median(sc.latencies) * 1000
+        rps = statistics.median(sc.rates) if sc.rates else None
         rps_s = f"{rps:8.0f} {rps / base_rps:7.2f}x" if rps else f"{'':8s} {'':8s}"
-        print(f"{name:42s} {p50:8.2f} {p99:8.2f} {p50 / base_p50:7.2f}x {rps_s}")
+        print(f"{sc.name:46s} {p50:8.2f} {pct(sc.latencies, 99):8.2f} {p50 / base_p50:7.2f}x {rps_s}")
 
 
 if __name__ == "__main__":

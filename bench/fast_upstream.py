@@ -40,9 +40,14 @@ async def chat(request: web.Request) -> web.StreamResponse:
     return web.Response(body=MESSAGE, content_type="application/json")
 
 
+async def ready(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
 def main() -> None:
     app = web.Application(client_max_size=1 << 30)
     app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/ready", ready)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 
 

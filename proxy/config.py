@@ -97,6 +97,12 @@ class Settings:
     redis_timeout: float = 0.25
     # Values above this are zlib-compressed before going to Redis (network + memory savings).
     cache_compress_min_bytes: int = 1024
+    # With a shared Redis, entries this proxy read or wrote are also kept in-process this long
+    # (within this many bytes), so a repeat on the same Mac (a retry) skips the network: a Redis
+    # hit costs a round trip, a near hit microseconds. A flush or delete made on another Mac
+    # reaches this one within this time.
+    cache_near_ttl: int = 10
+    cache_near_max_bytes: int = 64 * MiB
     # Cross-proxy single-flight: a leader's lease lives this long unless renewed (it is renewed
     # every third of it while generating), so a follower takes over within this time if the
     # leading proxy dies.

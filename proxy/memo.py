@@ -10,11 +10,17 @@ normal path. Bounded by entry count (each entry is a key and two flags).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 
 # A few thousand distinct recent requests cover a team's retries; ~200 bytes an entry.
 MEMO_ENTRIES = 4096
+# Python's own bytes hash is SipHash keyed with a per-process random secret: 64 bits that
+# nobody outside can aim a collision at (chance of an honest one among 4096 entries: ~1e-16 a
+# request), at 2.5x the speed of SHA-256 on a 100 KB body. With a fixed PYTHONHASHSEED the
+# secret is known, so the memo falls back to SHA-256.
+_KEYED_HASH = os.environ.get("PYTHONHASHSEED", "random") == "random"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,22 +35,20 @@ class Prepared:
 class BodyMemo:
     def __init__(self, max_entries: int = MEMO_ENTRIES) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[bytes, Prepared] = OrderedDict()
+        self._entries: OrderedDict[tuple, Prepared] = OrderedDict()
 
     @staticmethod
-    def digest(protocol: str, namespace: str, raw: bytes) -> bytes:
-        h = hashlib.sha256(protocol.encode())
-        h.update(b"\0" + namespace.encode() + b"\0")
-        h.update(raw)
-        return h.digest()
+    def digest(protocol: str, namespace: str, raw: bytes) -> tuple:
+        body = hash(raw) if _KEYED_HASH else hashlib.sha256(raw).digest()
+        return protocol, namespace, len(raw), body
 
-    def get(self, digest: bytes) -> Prepared | None:
+    def get(self, digest: tuple) -> Prepared | None:
         prepared = self._entries.get(digest)
         if prepared is not None:
             self._entries.move_to_end(digest)
         return prepared
 
-    def put(self, digest: bytes, prepared: Prepared) -> None:
+    def put(self, digest: tuple, prepared: Prepared) -> None:
         self._entries[digest] = prepared
         self._entries.move_to_end(digest)
         while len(self._entries) > self.max_entries:

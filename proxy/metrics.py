@@ -87,16 +87,27 @@ class Metrics(PipelineObserver):
                                 ["code"], registry=r)
         self.queue_wait = Histogram("mlx_proxy_queue_wait_seconds", "Wait for an upstream slot",
                                     buckets=QUEUE_WAIT_BUCKETS, registry=r)
+        # (route, method, status, cache status) -> labelled children; the label sets are few
+        self._request_children: dict[tuple, tuple] = {}
         r.register(_StateCollector(state))
         state.cache.backend = TimedBackend(state.cache.backend, self)
         state.pipeline.observer = self
 
     # --- requests ------------------------------------------------------------------------------
     def observe_request(self, record: RequestRecord) -> None:
-        self.requests.labels(record.route, record.method, str(record.status), record.cache_status).inc()
-        self.request_seconds.labels(record.route).observe(record.seconds)
-        if record.cache_status in CACHE_RESULTS:
-            self.cache_results.labels(record.cache_status.lower()).inc()
+        labels = (record.route, record.method, record.status, record.cache_status)
+        children = self._request_children.get(labels)
+        if children is None:  # labels() validates and locks: done once per label set, not per request
+            cache = record.cache_status
+            children = self._request_children[labels] = (
+                self.requests.labels(record.route, record.method, str(record.status), cache),
+                self.request_seconds.labels(record.route),
+                self.cache_results.labels(cache.lower()) if cache in CACHE_RESULTS else None)
+        total, seconds, cache_result = children
+        total.inc()
+        seconds.observe(record.seconds)
+        if cache_result is not None:
+            cache_result.inc()
 
     # --- pipeline ------------------------------------------------------------------------------
     def queue_waited(self, seconds: float) -> None:

@@ -25,7 +25,8 @@ async def make_cache():
     made: list[ResponseCache] = []
 
     async def make(url: str, **options) -> ResponseCache:
-        cache = ResponseCache.from_settings(Settings(cache=url))
+        # no in-process near copy: these tests are about what reaches Redis
+        cache = ResponseCache.from_settings(Settings(cache=url, cache_near_ttl=0))
         for name, value in options.items():
             setattr(cache, name, value)
         await cache.start()

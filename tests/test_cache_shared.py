@@ -93,7 +93,8 @@ def test_follower_takes_over_when_the_leading_proxy_dies(scripted, start_proxy, 
 
 def test_redis_killed_under_load_never_fails_a_client(scripted, start_proxy, redis_server):
     scripted.script(Script(text="steady"))
-    proxy = start_proxy(scripted.url, cache=redis_server.url, redis_timeout=0.2)
+    # no in-process near copy: every lookup goes to Redis (the next test covers the near copy)
+    proxy = start_proxy(scripted.url, cache=redis_server.url, redis_timeout=0.2, cache_near_ttl=0)
     bodies = [{**CHAT, "seed": i} for i in range(4)]
     results: list[httpx.Response] = []
     stop = threading.Event()
@@ -126,3 +127,17 @@ def test_redis_killed_under_load_never_fails_a_client(scripted, start_proxy, red
         time.sleep(0.2)
     health = httpx.get(proxy.url + "/health").json()
     assert health["cache"]["state"] == "ok" and health["cache"]["backend"] == "redis"
+
+
+def test_near_copy_serves_repeats_without_redis_and_flush_clears_it(scripted, start_proxy, redis_server):
+    scripted.script(Script(text="near"))
+    proxy = start_proxy(scripted.url, cache=redis_server.url, cache_near_ttl=30)
+    assert post(proxy.url).headers["X-Cache-Status"] == "MISS"
+    redis_server.kill()  # a repeat on the same Mac is served from the in-process copy
+    hit = post(proxy.url)
+    assert hit.headers["X-Cache-Status"] == "HIT" and hit.json()["choices"][0]["message"]["content"] == "near"
+    other = post(proxy.url, {**CHAT, "seed": 7})  # anything else fails open
+    assert other.status_code == 200 and other.headers["X-Cache-Status"] == "ERROR"
+    redis_server.start()
+    httpx.post(proxy.url + "/cache/flush")
+    assert post(proxy.url).headers["X-Cache-Status"] != "HIT"

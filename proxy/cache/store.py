@@ -59,12 +59,16 @@ def hit_rate(hits: int, misses: int) -> str:
 
 
 class ResponseCache:
-    def __init__(self, backend: CacheBackend, *, ttl: int, breaker: CircuitBreaker | None = None,
+    def __init__(self, backend: CacheBackend, *, ttl: int, near: MemoryBackend | None = None,
+                 near_ttl: int = Settings.cache_near_ttl, breaker: CircuitBreaker | None = None,
                  lease_ttl: float = Settings.cache_lease_ttl, lease_renew_interval: float | None = None,
                  poll_interval: float = POLL_INTERVAL, stats_flush_interval: float = STATS_FLUSH_INTERVAL,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.backend = backend
         self.ttl = ttl
+        # In-process copy of a shared backend's recent entries (see Settings.cache_near_ttl).
+        self.near = near
+        self.near_ttl = near_ttl
         self.breaker = breaker or CircuitBreaker(backend.name)
         self.lease_ttl = lease_ttl
         # the pipeline renews its lease this often: three renewals fit in one lease
@@ -90,6 +94,8 @@ class ResponseCache:
             backend = MemoryBackend(s.cache_max_bytes)
         else:
             backend = RedisBackend(s.cache, KEY_PREFIX, s.redis_timeout, s.cache_compress_min_bytes)
+            return cls(backend, ttl=s.cache_ttl, lease_ttl=s.cache_lease_ttl, near_ttl=s.cache_near_ttl,
+                       near=MemoryBackend(s.cache_near_max_bytes) if s.cache_near_ttl > 0 else None)
         return cls(backend, ttl=s.cache_ttl, lease_ttl=s.cache_lease_ttl)
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -140,11 +146,15 @@ class ResponseCache:
         """One backend read. An entry older than `max_age` (client's Cache-Control) is a MISS."""
         if not self.backend.enabled:
             return None, "BYPASS"
-        try:
-            entry = await self._call(self.backend.get, key)
-        except BackendUnavailable:
-            self.errors += 1
-            return None, "ERROR"
+        entry = await self.near.get(key) if self.near is not None else None
+        if entry is None:
+            try:
+                entry = await self._call(self.backend.get, key)
+            except BackendUnavailable:
+                self.errors += 1
+                return None, "ERROR"
+            if entry is not None and self.near is not None:
+                await self.near.put(key, entry, self.near_ttl)
         if entry is not None:
             hit = self._hit(entry)
             if max_age is None or hit.age <= max_age:
@@ -163,13 +173,18 @@ class ResponseCache:
         ttl = self.ttl if ttl is None else ttl
         if ttl <= 0:
             return False
+        entry = StoredEntry(completion, self._now())
         try:
-            await self._call(self.backend.put, key, StoredEntry(completion, self._now()), ttl)
+            await self._call(self.backend.put, key, entry, ttl)
         except BackendUnavailable:
             return False
+        if self.near is not None:
+            await self.near.put(key, entry, min(ttl, self.near_ttl))
         return True
 
     async def delete(self, key: str) -> bool:
+        if self.near is not None:
+            await self.near.delete(key)
         try:
             return await self._call(self.backend.delete, key)
         except BackendUnavailable:
@@ -177,6 +192,8 @@ class ResponseCache:
 
     async def flush(self) -> int:
         """Remove our cached entries (only ours: other users of a shared Redis keep theirs)."""
+        if self.near is not None:
+            await self.near.flush()
         try:
             return await self._call(self.backend.flush, bounded=False)
         except BackendUnavailable:
