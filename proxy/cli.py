@@ -16,6 +16,7 @@ from typing import Any
 
 from .auth import AuthConfigError, check_exposure
 from .config import Settings
+from .settings_help import field_help
 
 ENV_PREFIX = "MLX_PROXY_"
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -38,20 +39,22 @@ def _flag(name: str) -> str:
 def add_proxy_arguments(parser: argparse.ArgumentParser, exclude: frozenset[str] = frozenset()) -> None:
     """Add one flag per Settings field (the launcher reuses this for its proxy options)."""
     group = parser.add_argument_group("proxy options")
+    reasons = field_help()
     for name, f in _FIELDS.items():
         if name in exclude:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        env = f"env {ENV_PREFIX}{name.upper()}"
+        why = reasons.get(name, "")
         if isinstance(default, bool):
             group.add_argument(_flag(name), dest=name, action="store_true", default=None,
-                               help=f"(default: off; env {ENV_PREFIX}{name.upper()})")
+                               help=f"{why} (default: off; {env})")
         elif name in _LIST_FIELDS:
             group.add_argument(_flag(name), *_ALIASES.get(name, ()), dest=name, action="append", default=None,
-                               help=f"repeatable (env {ENV_PREFIX}{name.upper()}, comma-separated)")
+                               help=f"{why} (repeatable; {env}, comma-separated)")
         else:
             shown = "***" if name in SECRET_FIELDS else default
-            group.add_argument(_flag(name), dest=name, default=None,
-                               help=f"(default: {shown}; env {ENV_PREFIX}{name.upper()})")
+            group.add_argument(_flag(name), dest=name, default=None, help=f"{why} (default: {shown}; {env})")
     parser.add_argument("--config", default=os.environ.get(ENV_PREFIX + "CONFIG"),
                         help="TOML file with settings (keys as the flag names)")
     parser.add_argument("--print-config", action="store_true", help="print the effective settings and exit")

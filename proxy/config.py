@@ -25,15 +25,18 @@ BILLING_HEADER_RULE = r"(?m)^x-anthropic-billing-header:[^\n]*\n?"
 @dataclass(frozen=True)
 class Settings:
     # --- where ----------------------------------------------------------------------------
+    # The OpenAI-compatible server behind the proxy (mlx-launch sets it to its child).
     upstream: str = DEFAULT_UPSTREAM
     host: str = "127.0.0.1"  # loopback by default: the proxy holds prompts and a shared cache
+    # anyclaude configurations already point at 8081.
     port: int = DEFAULT_PORT
 
     # --- request limits ---------------------------------------------------------------------
     # Claude Code sends 100 KB-1 MB bodies (system prompt + tools + history); aiohttp's 1 MiB
     # default rejects long sessions. 64 MiB leaves room for pasted files without inviting abuse.
     max_body_bytes: int = 64 * MiB
-    # aiohttp's own header limits (8190 bytes a line) match nginx's and stay in force.
+    # (aiohttp's own header limits, 8190 bytes a line and 128 fields, match nginx's and stay.)
+
     # A client that sends headers and then no body would hold its handler for ever; nginx's
     # client_body_timeout is 60 s between reads, we bound the whole body the same way.
     client_body_timeout: float = 60.0
@@ -49,7 +52,7 @@ class Settings:
     # asking for at most this many tokens.
     background_patterns: tuple[str, ...] = (r"^\s*Warmup\s*$", r"(?i)new conversation topic",
                                             r"(?i)\bwrite a [0-9]+-[0-9]+ word title\b")
-    background_max_tokens: int = 64
+    background_max_tokens: int = 64  # (see background_patterns)
     # Connecting to a local server either works at once or not at all.
     connect_timeout: float = 10.0
     # A 30k-token prompt on a laptop can take minutes of prefill; Claude Code itself gives up
@@ -102,7 +105,7 @@ class Settings:
     # hit costs a round trip, a near hit microseconds. A flush or delete made on another Mac
     # reaches this one within this time.
     cache_near_ttl: int = 10
-    cache_near_max_bytes: int = 64 * MiB
+    cache_near_max_bytes: int = 64 * MiB  # bound of that in-process copy (0 disables it: near TTL 0)
     # Cross-proxy single-flight: a leader's lease lives this long unless renewed (it is renewed
     # every third of it while generating), so a follower takes over within this time if the
     # leading proxy dies.
@@ -117,5 +120,8 @@ class Settings:
     # --- operations ----------------------------------------------------------------------------
     log_format: str = "text"  # text | json
     log_bodies: bool = False  # never log prompt text unless asked
+    # Keys clients must present (`KEY`, or `KEY:namespace` for a tenant with its own cache
+    # namespace); required to listen beyond loopback.
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Listen beyond loopback without keys, on purpose.
     insecure_no_auth: bool = False
