@@ -102,7 +102,7 @@ async def main(repeat: int) -> None:
     server = RedisServer(Path(tempfile.mkdtemp(prefix="bench-redis-")))
     server.start()
     try:
-        await bench_backend("redis", Settings(cache=server.url), repeat)
+        await bench_backend("redis", Settings(cache=server.url, cache_near_ttl=0), repeat)
     finally:
         server.kill()
 

@@ -105,7 +105,7 @@ class Settings:
     # hit costs a round trip, a near hit microseconds. A flush or delete made on another Mac
     # reaches this one within this time.
     cache_near_ttl: int = 10
-    cache_near_max_bytes: int = 64 * MiB  # bound of that in-process copy (0 disables it: near TTL 0)
+    cache_near_max_bytes: int = 64 * MiB  # bound of that in-process copy (--cache-near-ttl 0 turns it off)
     # Cross-proxy single-flight: a leader's lease lives this long unless renewed (it is renewed
     # every third of it while generating), so a follower takes over within this time if the
     # leading proxy dies.
