@@ -11,6 +11,7 @@ Rendering the result back lives in `messages_render` and `messages_stream`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -92,36 +93,33 @@ def _message(message: Any, path: str) -> list[dict]:
     return _user(content, f"{path}.content")
 
 
-def _assistant(blocks: list, path: str) -> dict:
-    texts: list[str] = []
-    calls: list[dict] = []
+def _sort_blocks(blocks: list, path: str, handlers: dict[str, Callable[[dict, str], Any]]) -> dict[str, list]:
+    """Each block through the handler for its type, in order; thinking blocks are dropped and
+    any other type is a 400 naming it."""
+    out: dict[str, list] = {kind: [] for kind in handlers}
     for j, block in enumerate(blocks):
-        kind = _block_type(block, f"{path}[{j}]")
-        if kind == "text":
-            texts.append(_block_text(block, f"{path}[{j}]"))
-        elif kind == "tool_use":
-            calls.append(_tool_call(block, f"{path}[{j}]"))
+        where = f"{path}[{j}]"
+        kind = _block_type(block, where)
+        if kind in handlers:
+            out[kind].append(handlers[kind](block, where))
         elif kind not in DROPPED_BLOCKS:
-            raise _unsupported_block(kind, f"{path}[{j}]")
+            raise _unsupported_block(kind, where)
+    return out
+
+
+def _assistant(blocks: list, path: str) -> dict:
+    parts = _sort_blocks(blocks, path, {"text": _block_text, "tool_use": _tool_call})
     # "" rather than null for a tool-only turn: what anyclaude's chat client sends.
-    out: dict = {"role": "assistant", "content": "".join(texts)}
-    if calls:
-        out["tool_calls"] = calls
+    out: dict = {"role": "assistant", "content": "".join(parts["text"])}
+    if parts["tool_use"]:
+        out["tool_calls"] = parts["tool_use"]
     return out
 
 
 def _user(blocks: list, path: str) -> list[dict]:
     """Tool results first (chat requires them right after the assistant's calls), then the text."""
-    results: list[dict] = []
-    texts: list[str] = []
-    for j, block in enumerate(blocks):
-        kind = _block_type(block, f"{path}[{j}]")
-        if kind == "text":
-            texts.append(_block_text(block, f"{path}[{j}]"))
-        elif kind == "tool_result":
-            results.append(_tool_result(block, f"{path}[{j}]"))
-        elif kind not in DROPPED_BLOCKS:
-            raise _unsupported_block(kind, f"{path}[{j}]")
+    parts = _sort_blocks(blocks, path, {"text": _block_text, "tool_result": _tool_result})
+    results, texts = parts["tool_result"], parts["text"]
     if texts or not results:
         results.append({"role": "user", "content": "".join(texts)})
     return results
