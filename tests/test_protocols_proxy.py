@@ -107,3 +107,15 @@ def test_count_tokens_estimates_without_a_tokenizer(scripted, start_proxy):
                      json={"model": "c", "messages": [{"role": "user", "content": "hi"}]})
     assert raw.headers["X-Token-Count"] == "estimate"
     assert scripted.received == []
+
+
+def test_waiting_streams_get_keepalives_in_their_own_protocol(scripted, start_proxy):
+    scripted.script(Script(text="late", first_delay=1.0))
+    proxy = start_proxy(scripted.url, keepalive_interval=0.2, cache="none")
+    messages = httpx.post(proxy.url + "/v1/messages", json={
+        "model": "c", "max_tokens": 20, "stream": True, "messages": [{"role": "user", "content": "hi"}]}).text
+    assert messages.count("event: ping") >= 3  # Anthropic clients expect ping events
+    check_messages_stream(parse_sse(messages.encode()))
+    responses = httpx.post(proxy.url + "/v1/responses", json={"model": "m", "input": "hi", "stream": True}).text
+    assert responses.count(": keep-alive") >= 3  # an SSE comment: the Responses event list stays valid
+    check_responses_stream(parse_sse(responses.encode()))
