@@ -7,11 +7,14 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+extras="" constraints=()
+if [ "${1:-}" = "--test" ]; then
+  extras="[test]"
+  constraints=(-c scripts/test-constraints.txt)  # the versions the suite is known to pass with
+fi
 stamp=".venv/.installed${extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ scripts/test-constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".${extras}"
+  .venv/bin/python -m pip install -q -e ".${extras}" ${constraints[@]+"${constraints[@]}"}  # bash 3.2-safe
   touch "$stamp"
 fi
