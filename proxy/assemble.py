@@ -58,6 +58,8 @@ class StreamAssembler:
             raise ProxyError("upstream_error", "upstream stream ended without a finish reason")
         events, _ = self._scanner.finish(self.finish_reason)
         out = self._number(events)
+        if self._calls:  # whitespace held back between the upstream's own calls is glue, not content
+            out = [ev for ev in out if not (isinstance(ev, TextDelta) and not ev.text.strip())]
         reason = self.finish_reason
         if reason != "length":
             # tool_calls only when calls came out of a completed message; mlx_lm.server says

@@ -85,3 +85,12 @@ def test_stream_without_finish_reason_is_an_upstream_error():
 def test_empty_text_never_becomes_an_event():
     events, _ = run([chunk({"content": ""}), chunk({"content": "hi"}), chunk(finish="stop")])
     assert [e for e in events if isinstance(e, TextDelta)] == [TextDelta("hi")]
+
+
+def test_whitespace_between_structured_calls_is_not_content():
+    events, c = run([chunk({"tool_calls": [structured("get_weather", '{"city": "Paris"}', "a")]}),
+                     chunk({"content": "\n"}),
+                     chunk({"tool_calls": [structured("get_weather", '{"city": "London"}', "b")]}),
+                     chunk(finish="tool_calls")])
+    assert c.content is None and [t.name for t in c.tool_calls] == ["get_weather", "get_weather"]
+    assert not any(isinstance(e, TextDelta) for e in events)
