@@ -1,6 +1,6 @@
 """Proxy overhead and cache-hit speed, each against a baseline measured in the same run.
 
-    python bench/bench_proxy.py [--requests 400] [--seconds 5] [--concurrency 32]
+    python bench/bench_proxy.py [--requests 500] [--seconds 3] [--rounds 3] [--concurrency 32]
 
 Processes: a minimal instant upstream (bench/fast_upstream.py), a real redis-server (if
 installed), and `python -m proxy` in front, each its own process, clients over loopback.
@@ -12,6 +12,9 @@ Rows:
                              (redis: served from the in-process near copy, as a retry on the
                              same Mac is; "no near copy": every hit is a Redis round trip, as
                              another Mac's first hit is)
+Latency: each scenario's requests alternate with the baseline's, and its ratio is against those
+baseline samples; throughput: rounds alternate between scenarios, median kept. Either way the
+machine's noise falls on baseline and proxy alike.
 """
 from __future__ import annotations
 
@@ -19,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import shutil
 import socket
 import statistics
@@ -126,24 +128,24 @@ class Scenario:
     payload: bytes
     throughput: bool = True
     latencies: list[float] = field(default_factory=list)
+    paired_base: list[float] = field(default_factory=list)  # the baseline, measured alongside
     rates: list[float] = field(default_factory=list)
 
 
-async def interleaved_latencies(scenarios: list[Scenario], n: int) -> None:
-    """One request to each scenario in turn, n rounds, in a shuffled order each round (fixed
-    seed): load on the machine and position effects hit all scenarios alike."""
-    rng = random.Random(0)
-    order = list(scenarios)
+async def paired_latencies(base: Scenario, sc: Scenario, n: int) -> None:
+    """Requests to the scenario and to the baseline alternately (A B B A ...): both see the same
+    machine at the same moments, and each server runs warm, as under a stream of retries."""
     async with aiohttp.ClientSession() as s:
         for i in range(n + WARMUP):
-            rng.shuffle(order)
-            for sc in order:
+            for target in ((base, sc) if i % 2 else (sc, base)):
                 t = time.perf_counter()
-                async with s.post(sc.url, data=sc.payload, headers=JSON) as r:
+                async with s.post(target.url, data=target.payload, headers=JSON) as r:
                     await r.read()
-                    assert r.status == 200, (sc.name, r.status)
+                    assert r.status == 200, (target.name, r.status)
                 if i >= WARMUP:
-                    sc.latencies.append(time.perf_counter() - t)
+                    (sc.paired_base if target is base else sc.latencies).append(time.perf_counter() - t)
+                    if target is base:
+                        base.latencies.append(time.perf_counter() - t)
 
 
 async def throughput(url: str, payload: bytes, seconds: float, concurrency: int) -> float:
@@ -196,21 +198,27 @@ def main() -> None:
             stack.enter_context(process(proxy_argv(upstream, port, cache, *flags), f"http://127.0.0.1:{port}/health", env))
             url = f"http://127.0.0.1:{port}{chat}"
             scenarios += [Scenario(f"{label}, JSON", url, json_payload), Scenario(f"{label}, stream", url, stream_payload, False)]
-        asyncio.run(interleaved_latencies(scenarios, args.requests))
+        json_base, stream_base = scenarios[0], scenarios[1]
+        for sc in scenarios[2:]:
+            base = json_base if sc.payload is json_payload else stream_base
+            asyncio.run(paired_latencies(base, sc, args.requests))
         for _ in range(args.rounds):  # alternate rounds, so slow phases of the machine are shared
             for sc in scenarios:
                 if sc.throughput:
                     sc.rates.append(asyncio.run(throughput(sc.url, sc.payload, args.seconds, args.concurrency)))
     base = scenarios[0]
     base_p50, base_rps = statistics.median(base.latencies) * 1000, statistics.median(base.rates)
-    print(f"body {len(json_payload) // 1000} KB; latency: {args.requests} interleaved requests at concurrency 1; "
-          f"throughput: median of {args.rounds} alternating {args.seconds:.0f} s rounds at concurrency {args.concurrency}")
+    print(f"body {len(json_payload) // 1000} KB; latency: {args.requests} requests at concurrency 1, each "
+          f"scenario alternating with the baseline; throughput: median of {args.rounds} alternating "
+          f"{args.seconds:.0f} s rounds at concurrency {args.concurrency}")
     print(f"{'scenario':46s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs base':>8s} {'req/s':>8s} {'vs base':>8s}")
     for sc in scenarios:
         p50 = statistics.median(sc.latencies) * 1000
+        # against the baseline samples taken alongside it (the baseline rows: all of them)
+        paired = statistics.median(sc.paired_base) * 1000 if sc.paired_base else base_p50
         rps = statistics.median(sc.rates) if sc.rates else None
         rps_s = f"{rps:8.0f} {rps / base_rps:7.2f}x" if rps else f"{'':8s} {'':8s}"
-        print(f"{sc.name:46s} {p50:8.2f} {pct(sc.latencies, 99):8.2f} {p50 / base_p50:7.2f}x {rps_s}")
+        print(f"{sc.name:46s} {p50:8.2f} {pct(sc.latencies, 99):8.2f} {p50 / paired:7.2f}x {rps_s}")
 
 
 if __name__ == "__main__":
