@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from .completion import Completion, Event
 from .errors import ProxyError
@@ -29,6 +29,7 @@ class Flight:
         self.admitted = False  # holds an upstream slot (not just queued)
         self.task: asyncio.Task | None = None
         self.last_activity = time.monotonic()  # last item from the upstream (the watchdog reads it)
+        self.relay: Callable[[list[Item]], None] | None = None  # also sends items to other proxies
         self._changed = asyncio.Event()
 
     @property
@@ -38,6 +39,8 @@ class Flight:
     def push(self, item: Item) -> None:
         self.items.append(item)
         self.last_activity = time.monotonic()
+        if self.relay is not None:
+            self.relay([item])
         self._wake()
 
     def complete(self, completion: Completion) -> None:

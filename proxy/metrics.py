@@ -168,7 +168,7 @@ class _StateCollector:
 
 # Backend operations timed by TimedBackend (`watch` is a context manager, timed by its peeks).
 TIMED_OPS = ("start", "get", "put", "delete", "flush", "counts", "acquire_lease", "renew_lease",
-             "release_lease", "peek", "add_stats")
+             "release_lease", "peek", "add_stats", "append_events", "read_events", "clear_events")
 
 
 class TimedBackend:
@@ -183,6 +183,7 @@ class TimedBackend:
         self.name = inner.name
         self.enabled = inner.enabled
         self.op_timeout = inner.op_timeout
+        self.relays_events = inner.relays_events
         for op in TIMED_OPS:
             setattr(self, op, self._timed(op, getattr(inner, op), metrics))
 

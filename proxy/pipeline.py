@@ -19,19 +19,25 @@ from .admission import Admission, Classifier
 from .assemble import StreamAssembler
 from .cache.store import CacheHit, ResponseCache
 from .cache_control import CacheControl
-from .completion import Completion, CompletionBuilder, Event
+from .completion import Completion, CompletionBuilder, Event, Finish
 from .config import Settings
 from .errors import ProxyError
 from .flight import Flight, Item
 from .logs import note_generation, note_usage
 from .metrics import PipelineObserver
 from .normalize import ChatRequest
+from .relay import Publisher, decode_items
 from .upstream import Comment, UpstreamClient
 from .upstream_status import UpstreamStatus
 
 log = logging.getLogger("mlx_proxy.pipeline")
 
 CHAT_PATH = "/v1/chat/completions"
+
+
+def _leader_lost() -> ProxyError:
+    """A follower on another proxy had passed on part of a generation whose leader went away."""
+    return ProxyError("upstream_error", "the proxy generating this answer went away mid-stream; retry")
 
 
 @dataclass
@@ -149,7 +155,7 @@ class Pipeline:
                 lease = await self._wait_for_remote(flight, req)
                 if flight.done:
                     return
-            completion = await self._generate(flight, req, lease)
+            completion = await self._generate_relayed(flight, req, lease)
             flight.complete(completion)
             self.observer.store_outcome(await self._store(flight, completion, cc))
         except ProxyError as e:
@@ -179,18 +185,51 @@ class Pipeline:
         return "stored" if stored else "skipped_backend"
 
     async def _wait_for_remote(self, flight: Flight, req: ChatRequest) -> str | None:
-        """Follow another proxy's generation through the shared cache; lead if it dies."""
+        """Follow another proxy's generation through the shared cache, live: its relayed events
+        as they come, then its stored entry. Lead if it dies before we passed anything on; if
+        it dies after, fail retryably (a new generation could say something else)."""
         deadline = time.monotonic() + self.settings.total_timeout
+        leader: str | None = None
         while time.monotonic() < deadline:
-            outcome = await self.cache.wait_for(flight.key, deadline - time.monotonic())
-            if isinstance(outcome, CacheHit):
-                self._push_all(flight, outcome.completion.events())
-                flight.complete(outcome.completion)
-                return None
+            async for item in self.cache.follow(flight.key, deadline - time.monotonic()):
+                if isinstance(item, list):
+                    for raw in item:
+                        token, events = decode_items(raw)
+                        if leader not in (None, token):
+                            raise _leader_lost()
+                        leader = token
+                        self._push_all(flight, events)
+                elif isinstance(item, CacheHit):
+                    self._complete_from_entry(flight, item.completion, streamed=leader is not None)
+                    return None
+            if leader is not None:
+                raise _leader_lost()
             lease = await self.cache.acquire_lease(flight.key)
             if lease is not None:
                 return lease  # the leader vanished without a result: generate it ourselves
         raise ProxyError("upstream_timeout", "gave up waiting for another proxy's generation")
+
+    def _complete_from_entry(self, flight: Flight, completion: Completion, streamed: bool) -> None:
+        if not streamed:  # no live events came through (relay off or failed): replay the entry
+            self._push_all(flight, completion.events())
+        elif not any(isinstance(item, Finish) for item in flight.items):
+            raise _leader_lost()  # part of the relay was lost: what we passed on is incomplete
+        flight.complete(completion)
+
+    async def _generate_relayed(self, flight: Flight, req: ChatRequest, lease: str | None) -> Completion:
+        """Generate; while we hold the shared lease, relay every event to other proxies' followers
+        (all of it before the entry is stored, so they never miss the end)."""
+        if lease is None or not self.cache.backend.relays_events:
+            return await self._generate(flight, req, lease)
+        publisher = Publisher(self.cache, flight.key, lease)
+        flight.relay = publisher.send
+        try:
+            completion = await self._generate(flight, req, lease)
+            await publisher.close()
+            return completion
+        finally:
+            flight.relay = None
+            publisher.cancel()
 
     async def _generate(self, flight: Flight, req: ChatRequest, lease: str | None) -> Completion:
         async with self.admission.slot(self.classifier.classify(req.upstream_body)) as waited:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import subprocess
 import sys
 import threading
@@ -141,3 +142,66 @@ def test_near_copy_serves_repeats_without_redis_and_flush_clears_it(scripted, st
     redis_server.start()
     httpx.post(proxy.url + "/cache/flush")
     assert post(proxy.url).headers["X-Cache-Status"] != "HIT"
+
+
+def _stream_lines(base: str, body=CHAT):
+    """(seconds since the request, line) for each non-empty SSE line."""
+    started = time.monotonic()
+    out = []
+    with httpx.stream("POST", base + URL, json={**body, "stream": True}, timeout=60) as r:
+        status = r.headers.get("X-Cache-Status")
+        for line in r.iter_lines():
+            if line:
+                out.append((time.monotonic() - started, line))
+    return status, out
+
+
+def test_stream_follower_on_another_proxy_follows_live(scripted, start_proxy, proxy_process, redis_server):
+    pieces = [f"word{i} " for i in range(12)]
+    scripted.script(Script(chunks=pieces, delay=0.1))  # ~1.1 s of generation
+    leader_url, _ = proxy_process(scripted.url, redis_server.url)
+    follower = start_proxy(scripted.url, cache=redis_server.url)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        leading = pool.submit(_stream_lines, leader_url)
+        deadline = time.monotonic() + 10
+        while scripted.chat_calls == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        following = pool.submit(_stream_lines, follower.url)
+        (lead_status, lead_lines), (status, lines) = leading.result(), following.result()
+    content = [(t, json.loads(line[6:])["choices"][0]["delta"]["content"]) for t, line in lines
+               if line.startswith("data: {") and '"content"' in line]
+    assert lead_status == "MISS" and status == "COALESCED" and scripted.chat_calls == 1
+    assert "".join(text for _, text in content) == "".join(pieces)
+    assert lines[-1][1] == "data: [DONE]"
+    # live: the follower's tokens arrive spread over the generation, not in one burst at its end
+    assert content[-1][0] - content[0][0] > 0.4
+
+
+def test_follower_that_streamed_part_of_a_dead_leaders_answer_fails_retryably(
+        scripted, start_proxy, proxy_process, redis_server):
+    scripted.script(Script(chunks=[f"w{i} " for i in range(50)], delay=0.1), Script(text="second try"))
+    leader_url, leader = proxy_process(scripted.url, redis_server.url, "--cache-lease-ttl", "1")
+    follower = start_proxy(scripted.url, cache=redis_server.url, cache_lease_ttl=1.0)
+
+    def ask_leader():
+        try:
+            _stream_lines(leader_url)
+        except httpx.TransportError:
+            pass  # its proxy is killed below
+
+    threading.Thread(target=ask_leader, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while scripted.chat_calls == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        following = pool.submit(_stream_lines, follower.url)
+        time.sleep(0.8)  # the follower has passed on some of the leader's words
+        leader.kill()
+        status, lines = following.result()
+    data = [line[6:] for _, line in lines if line.startswith("data: ")]
+    assert any('"content"' in d for d in data)  # it was following live
+    assert json.loads(data[-1])["error"]["code"] == "upstream_error" and "[DONE]" not in data
+    retry = post(follower.url)  # the retry leads a fresh generation
+    assert retry.status_code == 200 and retry.json()["choices"][0]["message"]["content"] == "second try"

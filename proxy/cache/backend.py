@@ -23,6 +23,11 @@ from proxy.cache.entry import StoredEntry
 POLL_INTERVAL = 1.0
 # Suffix of a key's lease (leases are not cached items: flush and counts skip them).
 LEASE_SUFFIX = ":lease"
+# Suffix of the events a leader relays while it generates (a Redis stream beside the entry).
+EVENTS_SUFFIX = ":events"
+# Relayed events outlive the last append by this long: a follower a few polls behind still
+# reads them; a follower that comes later finds the stored entry instead.
+EVENTS_TTL = 60.0
 
 
 class CacheBackend(Protocol):
@@ -46,6 +51,25 @@ class CacheBackend(Protocol):
     def watch(self, key: str) -> AbstractAsyncContextManager[asyncio.Event]: ...
     # Team-wide counters: add our deltas, get the totals (None: the backend is not shared).
     async def add_stats(self, hits: int, misses: int) -> dict[str, int] | None: ...
+    # Live relay of a generation to followers in other processes (wakes waiters on append).
+    relays_events: bool
+    async def append_events(self, key: str, payload: bytes, ttl: float) -> None: ...
+    async def read_events(self, key: str, after: str) -> tuple[list[bytes], str]: ...  # new since `after`
+    async def clear_events(self, key: str) -> None: ...  # a new leader starts from nothing
+
+
+class NoEventRelay:
+    """In-process backends: every follower is in this process and reads the flight itself."""
+    relays_events = False
+
+    async def append_events(self, key: str, payload: bytes, ttl: float) -> None:
+        return None
+
+    async def read_events(self, key: str, after: str) -> tuple[list[bytes], str]:
+        return [], after
+
+    async def clear_events(self, key: str) -> None:
+        return None
 
 
 class Waiters:

@@ -8,10 +8,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from proxy.cache.backend import NoEventRelay
 from proxy.cache.entry import StoredEntry
 
 
-class DisabledBackend:
+class DisabledBackend(NoEventRelay):
     name = "none"
     enabled = False
     op_timeout = None

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from proxy.cache.backend import Waiters
+from proxy.cache.backend import NoEventRelay, Waiters
 from proxy.cache.entry import StoredEntry
 
 # Per-entry memory beyond key and JSON: OrderedDict slot, tuple, StoredEntry, Completion, float
@@ -26,7 +26,7 @@ def entry_size(key: str, entry: StoredEntry) -> int:
     return len(key.encode()) + len(entry.completion.to_json()) + ENTRY_OVERHEAD_BYTES
 
 
-class MemoryBackend:
+class MemoryBackend(NoEventRelay):
     name = "memory"
     enabled = True
     op_timeout = None

@@ -5,7 +5,8 @@ builder returns, plus, beside them,
     <key>:lease          who generates <key> now (SET NX PX token, renewed while generating)
     <prefix>index        sorted set key → expiry (ms): counts cached items without a SCAN
     <prefix>stats        hash of team-wide hits / misses (HINCRBY)
-    <prefix>notify       pub/sub channel; the message is a key whose entry or lease changed
+    <key>:events         stream of the events its leader relays while generating (XADD; TTL)
+    <prefix>notify       pub/sub channel; the message is a key whose entry, lease or events changed
 Flush and counts never look outside the prefix, and never count leases or our own bookkeeping.
 
 One `redis.asyncio` client with its connection pool (hiredis parser). A hit is one GET. Every
@@ -25,7 +26,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from proxy.cache.backend import LEASE_SUFFIX, Waiters
+from proxy.cache.backend import EVENTS_SUFFIX, LEASE_SUFFIX, Waiters
 from proxy.cache.entry import EntryDecodeError, StoredEntry, decode_entry, encode_entry
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def _glob_escape(text: str) -> str:
 class RedisBackend:
     name = "redis"
     enabled = True
+    relays_events = True
 
     def __init__(self, url: str, prefix: str, op_timeout: float, compress_min_bytes: int) -> None:
         self.op_timeout = op_timeout
@@ -123,7 +125,8 @@ class RedisBackend:
 
     def _is_entry_key(self, key: str) -> bool:
         """Under our prefix and not our bookkeeping: the only keys delete and flush remove."""
-        return key.startswith(self.prefix) and key not in self._own and not key.endswith(LEASE_SUFFIX)
+        return (key.startswith(self.prefix) and key not in self._own
+                and not key.endswith((LEASE_SUFFIX, EVENTS_SUFFIX)))
 
     async def delete(self, key: str) -> bool:
         """Remove one entry; a key that is not one of our entries (DELETE /cache/{key} takes it
@@ -138,13 +141,17 @@ class RedisBackend:
 
     async def flush(self) -> int:
         """SCAN + UNLINK our prefix only (never FLUSHALL/FLUSHDB: the Redis may be shared);
-        live leases and team stats are kept."""
+        live leases and team stats are kept; the count is of entries."""
         removed = 0
         match = _glob_escape(self.prefix) + "*"
         async for batch in self._scan_batches(match):
-            doomed = [k for k in batch if self._is_entry_key(k.decode(errors="replace"))]
+            names = [k.decode(errors="replace") for k in batch]
+            doomed = [k for k, name in zip(batch, names) if self._is_entry_key(name)]
+            relays = [k for k, name in zip(batch, names) if name.endswith(EVENTS_SUFFIX)]
             if doomed:
                 removed += await self._client.unlink(*doomed)
+            if relays:  # relayed events go too, but are not counted as entries
+                await self._client.unlink(*relays)
         await self._client.unlink(self._index)
         return removed
 
@@ -212,6 +219,26 @@ class RedisBackend:
             settled.set()
             with suppress(RedisError, OSError):
                 await pubsub.aclose()
+
+    # --- live relay of a generation -----------------------------------------------------------
+
+    async def append_events(self, key: str, payload: bytes, ttl: float) -> None:
+        stream = key + EVENTS_SUFFIX
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.xadd(stream, {"d": payload})
+            pipe.pexpire(stream, int(ttl * 1000))
+            pipe.publish(self._channel, key)
+            await pipe.execute()
+
+    async def clear_events(self, key: str) -> None:
+        await self._client.unlink(key + EVENTS_SUFFIX)
+
+    async def read_events(self, key: str, after: str) -> tuple[list[bytes], str]:
+        found = await self._client.xread({key + EVENTS_SUFFIX: after})
+        if not found:
+            return [], after
+        records = found[0][1]
+        return [fields[b"d"] for _, fields in records], records[-1][0].decode()
 
     # --- team counters --------------------------------------------------------------------------
 

@@ -15,13 +15,13 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from redis.exceptions import RedisError
 
-from proxy.cache.backend import POLL_INTERVAL, CacheBackend
+from proxy.cache.backend import EVENTS_TTL, POLL_INTERVAL, CacheBackend
 from proxy.cache.breaker import BreakerState, CircuitBreaker
 from proxy.cache.disabled import DisabledBackend
 from proxy.cache.entry import StoredEntry
@@ -226,26 +226,64 @@ class ResponseCache:
             pass  # it expires by itself
 
     async def wait_for(self, key: str, timeout: float) -> CacheHit | None | Literal["takeover"]:
-        """Follow another proxy's generation of `key`: its entry when it appears; "takeover"
+        """Wait for another proxy's generation of `key`: its entry when it appears; "takeover"
         when the leader vanished (lease gone, no entry) or the backend failed; None when
         `timeout` passed. After "takeover" call acquire_lease again: one follower wins, the
         others wait again."""
+        async for item in self.follow(key, timeout):
+            if not isinstance(item, list):
+                return item
+        return None
+
+    async def publish_events(self, key: str, payload: bytes) -> bool:
+        """Relay a batch of our generation's events to followers in other proxies (a no-op for
+        in-process backends). False when the backend failed: followers then get the entry."""
+        if not self.backend.relays_events:
+            return True
+        try:
+            await self._call(self.backend.append_events, key, payload, EVENTS_TTL)
+        except BackendUnavailable:
+            return False
+        return True
+
+    async def reset_events(self, key: str) -> None:
+        """A new leader drops what a dead one relayed (followers then read only its events)."""
+        if self.backend.relays_events:
+            try:
+                await self._call(self.backend.clear_events, key)
+            except BackendUnavailable:
+                pass
+
+    async def follow(self, key: str, timeout: float) -> AsyncIterator[list[bytes] | CacheHit | str | None]:
+        """Another proxy's generation of `key` as it happens: batches of its relayed events
+        (encoded), then exactly one outcome, as `wait_for` returns it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        after = "0"
         async with self.backend.watch(key) as woken:
             while True:
-                woken.clear()  # before the check: a wake-up during it is not lost
+                woken.clear()  # before the checks: a wake-up during them is not lost
                 try:
+                    batch, after = await self._call(self.backend.read_events, key, after)
                     entry, leased = await self._call(self.backend.peek, key)
+                    if entry is not None:  # the leader relays everything before it stores
+                        more, after = await self._call(self.backend.read_events, key, after)
+                        batch += more
                 except BackendUnavailable:
-                    return "takeover"
+                    yield "takeover"
+                    return
+                if batch:
+                    yield batch
                 if entry is not None:
-                    return self._hit(entry)
+                    yield self._hit(entry)
+                    return
                 if not leased:
-                    return "takeover"
+                    yield "takeover"
+                    return
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    return None
+                    yield None
+                    return
                 try:
                     async with asyncio.timeout(min(remaining, self.poll_interval)):
                         await woken.wait()

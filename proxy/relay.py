@@ -1,0 +1,100 @@
+"""Relaying a generation to followers in other proxies that share the cache (a team's Macs).
+
+The leading proxy publishes its events, in order, as they arrive; a follower elsewhere reads
+them and streams them to its own clients live, then takes the stored entry as the result. The
+codec is pure; the publisher keeps the Redis writes off the generation's own path (one write
+per batch of whatever has accumulated, never one per token while a write is in flight).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+import orjson
+
+from .cache.store import ResponseCache
+from .completion import Finish, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage
+from .flight import Item
+from .upstream import Comment
+
+log = logging.getLogger(__name__)
+
+
+def _encode(item: Item) -> list:
+    if isinstance(item, TextDelta):
+        return ["t", item.text]
+    if isinstance(item, ReasoningDelta):
+        return ["r", item.text]
+    if isinstance(item, ToolCallDelta):
+        return ["c", item.index, item.call.id, item.call.name, item.call.arguments]
+    if isinstance(item, Finish):
+        u = item.usage
+        return ["f", item.finish_reason, None if u is None else [u.prompt_tokens, u.completion_tokens, u.cached_tokens]]
+    if isinstance(item, Comment):
+        return ["k", item.text]
+    raise TypeError(f"cannot relay {item!r}")
+
+
+def _decode(row: list) -> Item:
+    kind = row[0]
+    if kind == "t":
+        return TextDelta(row[1])
+    if kind == "r":
+        return ReasoningDelta(row[1])
+    if kind == "c":
+        return ToolCallDelta(row[1], ToolCall(row[2], row[3], row[4]))
+    if kind == "f":
+        return Finish(row[1], None if row[2] is None else Usage(*row[2]))
+    if kind == "k":
+        return Comment(row[1])
+    raise ValueError(f"unknown relayed item {kind!r}")
+
+
+def encode_items(leader: str, items: Iterable[Item]) -> bytes:
+    """A batch, tagged with its leader's lease token: a follower must never splice the events
+    of a leader that died into those of the one that took over."""
+    return orjson.dumps([leader, [_encode(item) for item in items]])
+
+
+def decode_items(raw: bytes) -> tuple[str, list[Item]]:
+    leader, rows = orjson.loads(raw)
+    return leader, [_decode(row) for row in rows]
+
+
+class Publisher:
+    """A leader's events to the shared cache, in order, without slowing the generation."""
+
+    def __init__(self, cache: ResponseCache, key: str, leader: str) -> None:
+        self.cache = cache
+        self.key = key
+        self.leader = leader
+        self._pending: list[Item] = []
+        self._more = asyncio.Event()
+        self._closing = False
+        self._task = asyncio.create_task(self._run(), name="relay")
+
+    def send(self, items: Iterable[Item]) -> None:
+        self._pending.extend(items)
+        if self._pending:
+            self._more.set()
+
+    async def _run(self) -> None:
+        await self.cache.reset_events(self.key)
+        while True:
+            await self._more.wait()
+            self._more.clear()
+            batch, self._pending = self._pending, []
+            if batch and not await self.cache.publish_events(self.key, encode_items(self.leader, batch)):
+                log.debug("relay of %d event(s) failed; followers will take the stored entry", len(batch))
+            if self._closing and not self._pending:
+                return
+
+    async def close(self) -> None:
+        """Everything sent so far is published (before the entry is stored)."""
+        self._closing = True
+        self._more.set()
+        await self._task
+
+    def cancel(self) -> None:
+        self._task.cancel()
