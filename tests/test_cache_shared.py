@@ -63,21 +63,27 @@ def test_two_proxy_processes_share_one_generation(scripted, start_proxy, proxy_p
     assert scripted.chat_calls == 1
 
 
+def leader_started(scripted, ask) -> None:
+    """Send `ask()` in the background (its proxy may be killed under it) and return once the
+    upstream has received the generation it leads."""
+    def run():
+        try:
+            ask()
+        except httpx.TransportError:
+            pass
+
+    threading.Thread(target=run, daemon=True).start()
+    deadline = time.monotonic() + 10
+    while scripted.chat_calls == 0:
+        assert time.monotonic() < deadline, "the leader never reached the upstream"
+        time.sleep(0.01)
+
+
 def test_follower_takes_over_when_the_leading_proxy_dies(scripted, start_proxy, proxy_process, redis_server):
     scripted.script(Script(text="never finished", first_delay=60), Script(text="finished by the follower"))
     leader_url, leader = proxy_process(scripted.url, redis_server.url, "--cache-lease-ttl", "1")
     follower = start_proxy(scripted.url, cache=redis_server.url, cache_lease_ttl=1.0)
-    def ask_leader():
-        try:
-            httpx.post(leader_url + URL, json=CHAT, timeout=90)
-        except httpx.TransportError:
-            pass  # its proxy is killed below
-
-    threading.Thread(target=ask_leader, daemon=True).start()
-    deadline = time.monotonic() + 10
-    while scripted.chat_calls == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    leader_started(scripted, lambda: httpx.post(leader_url + URL, json=CHAT, timeout=90))
     result: dict = {}
     waiter = threading.Thread(target=lambda: result.update(r=post(follower.url)))
     waiter.start()
@@ -183,18 +189,7 @@ def test_follower_that_streamed_part_of_a_dead_leaders_answer_fails_retryably(
     scripted.script(Script(chunks=[f"w{i} " for i in range(50)], delay=0.1), Script(text="second try"))
     leader_url, leader = proxy_process(scripted.url, redis_server.url, "--cache-lease-ttl", "1")
     follower = start_proxy(scripted.url, cache=redis_server.url, cache_lease_ttl=1.0)
-
-    def ask_leader():
-        try:
-            _stream_lines(leader_url)
-        except httpx.TransportError:
-            pass  # its proxy is killed below
-
-    threading.Thread(target=ask_leader, daemon=True).start()
-    deadline = time.monotonic() + 10
-    while scripted.chat_calls == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    leader_started(scripted, lambda: _stream_lines(leader_url))
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         following = pool.submit(_stream_lines, follower.url)
         time.sleep(0.8)  # the follower has passed on some of the leader's words

@@ -174,12 +174,12 @@ class ResponseCache:
         if ttl <= 0:
             return False
         entry = StoredEntry(completion, self._now())
+        if self.near is not None:  # first: a repeat on this Mac hits even if the shared write fails
+            await self.near.put(key, entry, min(ttl, self.near_ttl))
         try:
             await self._call(self.backend.put, key, entry, ttl)
         except BackendUnavailable:
             return False
-        if self.near is not None:
-            await self.near.put(key, entry, min(ttl, self.near_ttl))
         return True
 
     async def delete(self, key: str) -> bool:
