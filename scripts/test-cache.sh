@@ -9,16 +9,9 @@
 # Needs curl and python3 (no jq).
 set -euo pipefail
 
-URL="${1:-http://localhost:8081}"
-URL="${URL%/}"
+# shellcheck source=client-common.sh
+source "$(dirname "$0")/client-common.sh"
 MAX_TOKENS="${MAX_TOKENS:-64}"
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-
-AUTH=()
-if [[ -n "${MLX_PROXY_API_KEY:-}" ]]; then
-  AUTH=(-H "Authorization: Bearer ${MLX_PROXY_API_KEY}")
-fi
 
 NONCE="$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
 python3 - "$NONCE" "$MAX_TOKENS" > "$WORK/body.json" <<'PY'
@@ -60,22 +53,24 @@ ms() { python3 -c "import sys; print(round(float(sys.argv[1]) * 1000))" "$1"; }
 
 echo "Cache test against $URL (nonce $NONCE)"
 echo
-echo "Test 1: First request (UNCACHED - should take longer)"
-RESULT1="$(request 1)" || { echo "❌ Request failed: is the proxy running at $URL?"; exit 1; }
-read -r CODE1 T1 <<< "$RESULT1"
-IFS=$'\t' read -r CACHE1 TEXT1 < <(describe 1)
-echo "Response: $TEXT1"
-echo "HTTP $CODE1, X-Cache-Status: $CACHE1"
-echo "Time: $(ms "$T1")ms"
-echo
-echo "Test 2: Identical request (CACHED - should be instant)"
-RESULT2="$(request 2)" || { echo "❌ Request failed: is the proxy running at $URL?"; exit 1; }
-read -r CODE2 T2 <<< "$RESULT2"
-IFS=$'\t' read -r CACHE2 TEXT2 < <(describe 2)
-echo "Response: $TEXT2"
-echo "HTTP $CODE2, X-Cache-Status: $CACHE2"
-echo "Time: $(ms "$T2")ms"
-echo
+# Test number $1 titled $2: sets CODE<n>, T<n> (seconds) and CACHE<n>, prints what it saw.
+run_test() {
+  local result code seconds cache text
+  echo "Test $1: $2"
+  result="$(request "$1")" || { echo "❌ Request failed: is the proxy running at $URL?"; exit 1; }
+  read -r code seconds <<< "$result"
+  IFS=$'\t' read -r cache text < <(describe "$1")
+  echo "Response: $text"
+  echo "HTTP $code, X-Cache-Status: $cache"
+  echo "Time: $(ms "$seconds")ms"
+  echo
+  printf -v "CODE$1" '%s' "$code"
+  printf -v "T$1" '%s' "$seconds"
+  printf -v "CACHE$1" '%s' "$cache"
+}
+
+run_test 1 "First request (UNCACHED - should take longer)"
+run_test 2 "Identical request (CACHED - should be instant)"
 
 SAME="DIFFERENT from first"
 if cmp -s <(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["choices"])' "$WORK/1.json" 2>/dev/null) \

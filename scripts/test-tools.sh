@@ -11,16 +11,9 @@
 # Needs curl and python3 (no jq).
 set -euo pipefail
 
-URL="${1:-http://localhost:8081}"
-URL="${URL%/}"
+# shellcheck source=client-common.sh
+source "$(dirname "$0")/client-common.sh"
 MAX_TOKENS="${MAX_TOKENS:-256}"
-WORK="$(mktemp -d)"
-trap 'rm -rf "$WORK"' EXIT
-
-AUTH=()
-if [[ -n "${MLX_PROXY_API_KEY:-}" ]]; then
-  AUTH=(-H "Authorization: Bearer ${MLX_PROXY_API_KEY}")
-fi
 
 # The request body, stream or not ($1: true|false).
 body() {
