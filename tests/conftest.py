@@ -5,6 +5,7 @@ Fixtures live in tests/rig/, one module per part, registered here.
 pytest_plugins = [
     "tests.rig.scripted_upstream",
     "tests.rig.proxy_server",
+    "tests.rig.caches",
     "tests.rig.redis_server",
     "tests.rig.mlx_server",
 ]

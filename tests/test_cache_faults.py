@@ -21,21 +21,15 @@ SLACK = 0.2
 
 
 @pytest.fixture
-async def make_cache():
-    made: list[ResponseCache] = []
-
+async def make_cache(open_cache):
     async def make(url: str, **options) -> ResponseCache:
         # no in-process near copy: these tests are about what reaches Redis
         cache = ResponseCache.from_settings(Settings(cache=url, cache_near_ttl=0))
         for name, value in options.items():
             setattr(cache, name, value)
-        await cache.start()
-        made.append(cache)
-        return cache
+        return await open_cache(cache)
 
-    yield make
-    for cache in made:
-        await cache.close()
+    return make
 
 
 async def timed(awaitable):

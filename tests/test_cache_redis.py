@@ -27,19 +27,12 @@ async def raw(redis_shared):
 
 
 @pytest.fixture
-async def make_cache(redis_shared):
-    made: list[ResponseCache] = []
-
+async def make_cache(redis_shared, open_cache):
     async def make(**options) -> ResponseCache:
-        cache = ResponseCache(RedisBackend(redis_shared.url, KEY_PREFIX, 0.25, 1024),
-                              ttl=options.pop("ttl", 3600), **options)
-        await cache.start()
-        made.append(cache)
-        return cache
+        return await open_cache(ResponseCache(RedisBackend(redis_shared.url, KEY_PREFIX, 0.25, 1024),
+                                              ttl=options.pop("ttl", 3600), **options))
 
-    yield make
-    for cache in made:
-        await cache.close()
+    return make
 
 
 async def test_every_write_has_the_ttl(make_cache, raw):

@@ -30,7 +30,7 @@ class WallClock:
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def make_cache(request):
+async def make_cache(request, open_cache):
     """make_cache(**facade options) → a started ResponseCache; all share one store."""
     if request.param == "memory":
         shared = MemoryBackend(max_bytes=1 << 20)
@@ -38,17 +38,11 @@ async def make_cache(request):
     else:
         url = request.getfixturevalue("redis_shared").url
         backend_for = lambda: RedisBackend(url, KEY_PREFIX, 0.25, 1024)  # noqa: E731
-    made: list[ResponseCache] = []
 
     async def make(**options) -> ResponseCache:
-        cache = ResponseCache(backend_for(), ttl=options.pop("ttl", 3600), **options)
-        await cache.start()
-        made.append(cache)
-        return cache
+        return await open_cache(ResponseCache(backend_for(), ttl=options.pop("ttl", 3600), **options))
 
-    yield make
-    for cache in made:
-        await cache.close()
+    return make
 
 
 async def test_miss_then_hit_with_age(make_cache):
