@@ -100,7 +100,6 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
         r.add_post(prefix + "/chat/completions", openai.chat_completions)
         r.add_post(prefix + "/completions", openai.completions)
         r.add_get(prefix + "/models", openai.models)
-    for prefix in ("/v1", ""):
         r.add_post(prefix + "/responses", protocols.create_response)
     r.add_post("/v1/messages", protocols.create_message)
     r.add_post("/v1/messages/count_tokens", protocols.count_tokens)

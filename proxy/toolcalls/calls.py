@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,6 +194,26 @@ def typed_value(raw: str, schema: dict | None) -> Any:
             except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
                 continue
     return raw
+
+
+def invoke_calls(body: str, invoke: re.Pattern[str], param: re.Pattern[str], tools: DeclaredTools,
+                 name_of: Callable[[str], str] = str) -> list[RawCall] | None:
+    """XML-ish calls written as a run of `invoke` blocks (group 1 the name, group 2 the inner
+    text) each holding `param` blocks (group 1 the key, group 2 the value, typed by the schema),
+    nothing else around them; None if anything else is there."""
+    calls: list[RawCall] = []
+    pos = 0
+    while (m := invoke.match(body, pos)) is not None:
+        name, inner, args, at = name_of(m.group(1)), m.group(2), {}, 0
+        while (p := param.match(inner, at)) is not None:
+            key = name_of(p.group(1))
+            args[key] = typed_value(p.group(2), tools.param_schema(name, key))
+            at = p.end()
+        if inner[at:].strip():
+            return None
+        calls.append((name, args))
+        pos = m.end()
+    return calls if calls and not body[pos:].strip() else None
 
 
 def accept_calls(raw: list[RawCall] | None, tools: DeclaredTools) -> list[tuple[str, str]] | None:

@@ -10,7 +10,7 @@ Values are kept exactly as written and typed by the schema.
 """
 import re
 
-from ..calls import DeclaredTools, RawCall, still_open, typed_value
+from ..calls import DeclaredTools, RawCall, invoke_calls, still_open
 
 START, END = "<minimax:tool_call>", "</minimax:tool_call>"
 
@@ -27,16 +27,4 @@ def parse(body: str, tools: DeclaredTools) -> list[RawCall] | None:
 
 
 def _invokes(body: str, tools: DeclaredTools) -> list[RawCall] | None:
-    calls: list[RawCall] = []
-    pos = 0
-    while (m := _INVOKE.match(body, pos)) is not None:
-        name, inner, args, at = unquote(m.group(1)), m.group(2), {}, 0
-        while (p := _PARAM.match(inner, at)) is not None:
-            key = unquote(p.group(1))
-            args[key] = typed_value(p.group(2), tools.param_schema(name, key))
-            at = p.end()
-        if inner[at:].strip():
-            return None
-        calls.append((name, args))
-        pos = m.end()
-    return calls if calls and not body[pos:].strip() else None
+    return invoke_calls(body, _INVOKE, _PARAM, tools, name_of=unquote)

@@ -3,7 +3,7 @@
 Values are typed by the schema."""
 import re
 
-from ..calls import DeclaredTools, RawCall, typed_value
+from ..calls import DeclaredTools, RawCall, invoke_calls
 
 START, END = "<atem:function_calls>", "</atem:function_calls>"
 
@@ -12,15 +12,4 @@ _PARAM = re.compile(r"\s*<atem:parameter\b[^>]*?\bname=\"([^\"]+)\"[^>]*>(.*?)</
 
 
 def parse(body: str, tools: DeclaredTools) -> list[RawCall] | None:
-    calls: list[RawCall] = []
-    pos = 0
-    while (m := _INVOKE.match(body, pos)) is not None:
-        name, inner, args, at = m.group(1), m.group(2), {}, 0
-        while (p := _PARAM.match(inner, at)) is not None:
-            args[p.group(1)] = typed_value(p.group(2), tools.param_schema(name, p.group(1)))
-            at = p.end()
-        if inner[at:].strip():
-            return None
-        calls.append((name, args))
-        pos = m.end()
-    return calls if calls and not body[pos:].strip() else None
+    return invoke_calls(body, _INVOKE, _PARAM, tools)
