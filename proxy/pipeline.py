@@ -117,7 +117,11 @@ class Pipeline:
         # Cross-proxy followers take whatever entry the leader stores; a request that refuses
         # existing entries (no-cache, max-age) generates anew instead.
         if storable and cc.accepts_any_entry:
-            lease = await self.cache.acquire_lease(key)
+            try:
+                lease = await self.cache.acquire_lease(key)
+            except BaseException:  # the client left meanwhile: no producer will ever run
+                del self.flights[key]
+                raise
             if lease is None:
                 status, remote = "COALESCED", True  # another proxy on the shared Redis leads
         flight.task = asyncio.create_task(self._produce(flight, req, cc, lease, remote))

@@ -200,3 +200,34 @@ def test_health_and_admin_endpoints(scripted, start_proxy, cache_url):
     post(proxy)
     assert httpx.post(proxy.url + "/cache/flush").json()["flushed"] == 1
     assert httpx.get(proxy.url + "/cache/stats").json()["cached_items"] == 0
+
+
+
+def test_a_client_that_leaves_while_the_lease_is_taken_leaves_no_orphan_flight(scripted, start_proxy, server_loop):
+    """Cancelled between registering its flight and starting its producer (a slow shared
+    cache), a request must not leave a flight that later identical requests would wait on."""
+    import asyncio
+
+    from proxy.cache_control import CacheControl
+    from proxy.config import Settings
+    from proxy.normalize import NormalizeConfig, normalize_chat
+
+    proxy = start_proxy(scripted.url)
+    pipeline = proxy.state.pipeline
+    req = normalize_chat(CHAT, NormalizeConfig.from_settings(Settings()))
+
+    async def leave_while_leasing():
+        asked = asyncio.Event()
+
+        async def slow_lease(key):
+            asked.set()
+            await asyncio.sleep(30)
+
+        pipeline.cache.acquire_lease = slow_lease
+        opening = asyncio.ensure_future(pipeline.open("k", req, CacheControl()))
+        await asked.wait()
+        opening.cancel()
+        await asyncio.gather(opening, return_exceptions=True)
+        return dict(pipeline.flights)
+
+    assert server_loop.run(leave_while_leasing()) == {}
