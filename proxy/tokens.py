@@ -40,16 +40,29 @@ class TokenCounter:
             self._failed = True
             return None
 
+    def preload(self) -> None:
+        """Start loading in the background, so the first request does not wait for it."""
+        if not self._failed:
+            asyncio.ensure_future(self._load())
+
+    async def exact(self, chat_request: dict) -> int | None:
+        """The prompt's tokens with the served model's tokenizer and template; None if unknown."""
+        tokenizer = await self._load()
+        if tokenizer is None:
+            return None
+        try:
+            ids = await asyncio.to_thread(
+                tokenizer.apply_chat_template, chat_request.get("messages", []),
+                tools=chat_request.get("tools") or None, add_generation_prompt=True, tokenize=True,
+                return_dict=False)
+        except Exception as e:
+            log.warning("the chat template failed while counting tokens (%s)", type(e).__name__)
+            return None
+        return len(ids)
+
     async def count(self, chat_request: dict) -> tuple[int, str]:
         """(tokens, "exact" | "estimate")."""
-        tokenizer = await self._load()
-        if tokenizer is not None:
-            try:
-                ids = await asyncio.to_thread(
-                    tokenizer.apply_chat_template, chat_request.get("messages", []),
-                    tools=chat_request.get("tools") or None, add_generation_prompt=True, tokenize=True,
-                    return_dict=False)
-                return len(ids), "exact"
-            except Exception as e:
-                log.warning("chat template failed for count_tokens (%s); estimating", type(e).__name__)
+        exact = await self.exact(chat_request)
+        if exact is not None:
+            return exact, "exact"
         return estimate_tokens(chat_request), "estimate"

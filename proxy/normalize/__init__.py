@@ -5,11 +5,11 @@ Volatile-rule hits are returned in `ChatRequest.rules_fired`; the caller counts 
 `NormalizeConfig.volatile_rules.count(...)` and shows `volatile_rules.to_json()` in /health.
 """
 from .body import parse_body
-from .request import (DROPPED_FIELDS, TRANSPORT_FIELDS, ChatRequest, NormalizeConfig, normalize_chat,
+from .request import (CALLABLE_TOOLS_FIELD, DROPPED_FIELDS, TRANSPORT_FIELDS, ChatRequest, NormalizeConfig, normalize_chat,
                       normalize_completions)
 from .rules import VolatileRules
 from .scalars import UPSTREAM_SAMPLING_DEFAULTS, sampling_defaults_from_server_args
 
 __all__ = ["parse_body", "NormalizeConfig", "ChatRequest", "normalize_chat", "normalize_completions",
-           "VolatileRules", "DROPPED_FIELDS", "TRANSPORT_FIELDS", "UPSTREAM_SAMPLING_DEFAULTS",
+           "VolatileRules", "CALLABLE_TOOLS_FIELD", "DROPPED_FIELDS", "TRANSPORT_FIELDS", "UPSTREAM_SAMPLING_DEFAULTS",
            "sampling_defaults_from_server_args"]

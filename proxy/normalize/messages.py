@@ -159,14 +159,14 @@ def _loads_or_none(text: str) -> object:
         return None
 
 
-def canonical_tools(tools: object) -> list | None:
+def canonical_tools(tools: object, field: str = "tools") -> list | None:
     """Declared tools, validated; None when there are none (the upstream treats [] as none)."""
     if tools is None or tools == []:
         return None
     if not isinstance(tools, list):
-        raise invalid(f"tools must be an array, not {type_name(tools)}", "tools")
+        raise invalid(f"{field} must be an array, not {type_name(tools)}", field)
     for k, tool in enumerate(tools):
-        param = f"tools[{k}]"
+        param = f"{field}[{k}]"
         kind = _object(tool, param).get("type", "function")
         if kind != "function":
             raise ProxyError("unsupported_content",

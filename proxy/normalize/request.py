@@ -25,10 +25,16 @@ from .scalars import (MAX_TOKENS_FIELDS, UPSTREAM_SAMPLING_DEFAULTS, canonical_m
 # draft_model/adapters, would unload the served model to load what the client names.
 DROPPED_FIELDS = frozenset({"parallel_tool_calls", "cache_prompt", "store", "service_tier", "user",
                             "metadata", "draft_model", "adapters"})
+# Set by a translator when the model may call tools the chat template does not list (tools a
+# Messages conversation loaded or added mid-way; see translate/messages_tools.py): the complete
+# list the extractor accepts. Never forwarded; part of the key (it changes what is extracted).
+CALLABLE_TOOLS_FIELD = "mlx_proxy_callable_tools"
 # Set by the proxy on every upstream call, never part of the key: the model identity in the key
 # comes from Settings, and the stream shape does not change what is generated.
 TRANSPORT_FIELDS = frozenset({"model", "stream", "stream_options"})
 _NOT_IN_CANONICAL = DROPPED_FIELDS | TRANSPORT_FIELDS | frozenset(MAX_TOKENS_FIELDS)
+# In the key, not in what is forwarded.
+_NOT_FORWARDED = (CALLABLE_TOOLS_FIELD,)
 
 # mlx_lm.server stops generating when a streaming client disconnects, but not a non-stream one;
 # include_usage makes it send usage (without it, it also ends the stream without [DONE] when
@@ -81,6 +87,8 @@ def normalize_chat(body: dict, cfg: NormalizeConfig) -> ChatRequest:
     tools = canonical_tools(body.get("tools"))
     if tools is None:
         canonical.pop("tools", None)
+    if CALLABLE_TOOLS_FIELD in body:
+        tools = canonical_tools(body[CALLABLE_TOOLS_FIELD], CALLABLE_TOOLS_FIELD)
     # "auto" is the default whenever tools are declared: omitting it is the same request.
     if canonical.get("tool_choice") == "auto":
         del canonical["tool_choice"]
@@ -132,7 +140,8 @@ def _include_usage(options: object) -> bool:
 
 def _request(canonical: dict, cfg: NormalizeConfig, client_stream: bool, include_usage: bool,
              tools: list | None, max_tokens: int, fired: tuple[str, ...]) -> ChatRequest:
-    upstream_body = {"model": cfg.upstream_model, **canonical, "stream": True,
+    forwarded = {k: v for k, v in canonical.items() if k not in _NOT_FORWARDED}
+    upstream_body = {"model": cfg.upstream_model, **forwarded, "stream": True,
                      "stream_options": dict(UPSTREAM_STREAM_OPTIONS)}
     return ChatRequest(upstream_body=upstream_body, key_material=canonical, client_stream=client_stream,
                        include_usage=include_usage, tools=tools, max_tokens=max_tokens, rules_fired=fired)

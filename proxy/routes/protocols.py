@@ -4,6 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import ProxyError
+from ..normalize import normalize_chat
 from ..translate import messages, responses
 from .body import read_json
 from .serve import Protocol, error_response, serve_protocol
@@ -14,7 +15,7 @@ RESPONSES = Protocol(name="responses", to_chat=responses.to_chat, render_json=re
                      id_prefix="resp_", renders_request=True)
 MESSAGES = Protocol(name="messages", to_chat=messages.to_chat, render_json=messages.render_json,
                     stream_renderer=messages.MessagesStreamRenderer, error_body=ProxyError.anthropic_body,
-                    id_prefix="msg_", relay_comments=False, renders_request=True)
+                    id_prefix="msg_", relay_comments=False, renders_request=True, announces_prompt_tokens=True)
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
@@ -27,13 +28,14 @@ async def create_message(request: web.Request) -> web.StreamResponse:
 
 async def count_tokens(request: web.Request) -> web.Response:
     """Anthropic's count_tokens: the served model's tokenizer when the proxy can load it,
-    otherwise an estimate; `X-Token-Count` says which."""
+    otherwise an estimate; `X-Token-Count` says which. The prompt counted is the one a
+    generation would send upstream (normalized: volatile lines removed, defaults set)."""
     state: AppState = request.app[STATE_KEY]
     try:
-        chat_body = messages.to_chat(await read_json(request))
+        prompt = normalize_chat(messages.to_chat(await read_json(request)), state.normalize_config).upstream_body
     except ProxyError as e:
         return error_response(e, e.anthropic_body())
-    count, how = await state.tokens.count(chat_body)
+    count, how = await state.tokens.count(prompt)
     return web.json_response({"input_tokens": count}, headers={"X-Token-Count": how})
 
 

@@ -8,6 +8,7 @@ become an error event and the stream ends without its normal terminator.
 """
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ class Protocol:
     id_prefix: str
     relay_comments: bool = True  # write upstream SSE comments through (else: renderer keep-alive)
     renders_request: bool = False  # its responses echo the client's request (Responses does)
+    announces_prompt_tokens: bool = False  # its stream's first event carries the prompt's size
 
 
 def json_bytes_response(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -72,7 +74,7 @@ async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes)
             if hit is not None:
                 state.count_rules(prepared.rules_fired)
                 body = parse_body(raw) if protocol.renders_request else None
-                return await _respond(request, protocol, state, Ticket(status, hit=hit), prepared, body)
+                return await _respond(request, protocol, state, Ticket(status, hit=hit), prepared, body, None)
         body = parse_body(raw)
         chat_body = protocol.to_chat(body) if protocol.to_chat else body
         creq, key = state.prepare(chat_body, cc, prepared.key if prepared else None)
@@ -82,20 +84,23 @@ async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes)
     except ProxyError as e:
         return error_response(e, protocol.error_body(e))
     try:
-        return await _respond(request, protocol, state, ticket, prepared, body)
+        return await _respond(request, protocol, state, ticket, prepared, body, creq.upstream_body)
     finally:
         ticket.release()
 
 
 async def _respond(request: web.Request, protocol: Protocol, state: AppState, ticket: Ticket,
-                   prepared: Prepared, body: dict | None) -> web.StreamResponse:
+                   prepared: Prepared, body: dict | None, prompt: dict | None) -> web.StreamResponse:
+    """`prompt`: the chat request sent upstream (None for a hit served from the memo)."""
     headers = {"X-Cache-Status": ticket.status, "X-Cache-Key": prepared.key}
     if ticket.age is not None:
         headers["Age"] = str(int(ticket.age))
     request[CACHE_STATUS_KEY] = ticket.status
     ctx = ResponseContext(response_id=protocol.id_prefix + secrets.token_hex(12), created=int(time.time()),
                           model=state.settings.served_model, include_usage=prepared.include_usage,
-                          client_request=body)
+                          client_request=body,
+                          prompt_tokens=await _known_prompt_tokens(state, ticket, prompt)
+                          if prepared.client_stream and protocol.announces_prompt_tokens else None)
     if prepared.client_stream:
         return await _stream(request, protocol, ticket, ctx, headers, state.settings.keepalive_interval)
     try:
@@ -103,6 +108,22 @@ async def _respond(request: web.Request, protocol: Protocol, state: AppState, ti
     except ProxyError as e:
         return error_response(e, protocol.error_body(e))
     return json_bytes_response(protocol.render_json(completion, ctx), headers=headers)
+
+
+async def _known_prompt_tokens(state: AppState, ticket: Ticket, prompt: dict | None) -> int | None:
+    """The prompt's size before the generation ends: a hit's stored usage, or the served model's
+    tokenizer (loaded at start-up; bounded by the keep-alive interval, so the client's first
+    event is never later than it would be anyway)."""
+    if ticket.hit is not None:
+        usage = ticket.hit.completion.usage
+        return usage.prompt_tokens if usage is not None else None
+    if prompt is None:
+        return None
+    try:
+        async with asyncio.timeout(state.settings.keepalive_interval):
+            return await state.tokens.exact(prompt)
+    except TimeoutError:
+        return None
 
 
 async def _stream(request: web.Request, protocol: Protocol, ticket: Ticket, ctx: ResponseContext,

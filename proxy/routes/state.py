@@ -57,6 +57,7 @@ class AppState:
             self.normalize_config.volatile_rules.count(fired)
 
     async def start(self) -> None:
+        self.tokens.preload()
         await self.cache.start()
 
     async def close(self) -> None:

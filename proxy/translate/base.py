@@ -15,6 +15,9 @@ class ResponseContext:
     created: int  # unix seconds, fresh for every response
     model: str  # the model name shown to the client
     include_usage: bool = False  # chat: stream_options.include_usage
+    # The prompt's token count when known before the generation ends (a cache hit, or the served
+    # model's own tokenizer): Anthropic's message_start announces it, and Claude Code reads it.
+    prompt_tokens: int | None = None
     # The client's own request body, for protocols whose output echoes request settings
     # (Responses repeats tools/tool_choice/...; Messages shows thinking only when it was asked for).
     client_request: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)

@@ -1,204 +1,128 @@
 """Anthropic Messages (/v1/messages) requests -> the canonical chat completions request.
 
 The chat request is the one a chat client would send for the same conversation (so both share a
-cache entry): `system` becomes a leading system message, text blocks are joined into a string
-(as mlx_lm.server joins a content list), `tool_use` blocks become assistant `tool_calls` with
-compact JSON arguments, `tool_result` blocks become tool messages right after the assistant turn,
-and thinking blocks are dropped (a chat history carries no reasoning). The upstream reads text
-only: images and documents are refused with a 400 that says so.
-`metadata`, `thinking`, `service_tier`, `cache_control` and unknown settings are not forwarded.
+cache entry). Messages and blocks are converted in `messages_content`, tools in
+`messages_tools`; this module decides what happens to every top-level field (the tables below,
+each with its reason: what Claude Code 2.0 and 2.1 send, recorded from the real clients).
 Rendering the result back lives in `messages_render` and `messages_stream`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from typing import Any
 
 import orjson
 
 from ..errors import ProxyError, invalid
+from ..normalize import CALLABLE_TOOLS_FIELD
+from .messages_content import ChatConversation
 from .messages_render import render_json
 from .messages_stream import MessagesStreamRenderer
+from .messages_tools import ConversationTools, tool_choice
 
 __all__ = ["to_chat", "render_json", "MessagesStreamRenderer", "estimate_tokens"]
 
-# Blocks dropped from the history: earlier reasoning is not part of a chat conversation.
-DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
-# Anthropic tool_choice type -> chat tool_choice (`tool` names a function, built below).
-TOOL_CHOICES = {"auto": "auto", "any": "required", "none": "none"}
-# Tool types that run on Anthropic's servers; only custom (client-run) tools make sense here.
-CUSTOM_TOOL_TYPES = frozenset({None, "custom"})
-# System blocks are joined the way anyclaude's chat client joins them, so both hash alike.
-SYSTEM_BLOCK_SEPARATOR = "\n"
-# Shown to the model before a failed tool's output, since chat tool messages have no error flag.
-TOOL_ERROR_PREFIX = "Error: "
+log = logging.getLogger(__name__)
+
+# Fields copied into the chat request as they are (the chat names are the same).
+COPIED_FIELDS = ("model", "temperature", "top_p", "top_k", "stream")
+# Fields read below (renamed, converted, or read by the renderers).
+READ_FIELDS = frozenset({*COPIED_FIELDS, "messages", "system", "max_tokens", "stop_sequences", "tools",
+                         "tool_choice", "thinking", "context_management", "output_config"})
+# Accepted and left out, because they cannot change what the model writes here.
+IGNORED_FIELDS = {
+    "metadata": "user_id for Anthropic's abuse tracking",
+    "cache_control": "prompt-cache breakpoints: mlx_lm.server's KV prefix cache needs none "
+                     "(on blocks, messages and tools as well, with or without `ttl`)",
+    "service_tier": "capacity tiers of Anthropic's service; there is one local server",
+    "inference_geo": "where Anthropic runs the request",
+    "speed": "Anthropic's fast mode; the local model has one speed",
+}
+# Refused with a 400: honouring them would change the answer, and the proxy cannot.
+REFUSED_FIELDS = {
+    "container": "code-execution containers run on Anthropic's servers",
+    "mcp_servers": "the MCP connector runs on Anthropic's servers",
+    "output_format": "structured outputs need constrained decoding, which the upstream does not do",
+}
+# context_management edits: clearing earlier thinking is what the proxy always does (a chat
+# history carries no reasoning); other edits (clearing tool results, compaction) would change
+# the prompt in ways the proxy does not reproduce.
+HONOURED_EDIT_PREFIXES = ("clear_thinking_",)
+# output_config keys: `effort` tunes how long Claude thinks; a local model has one behaviour
+# (a hint, not a constraint, so ignoring it is not a wrong answer). `format` is structured output.
+IGNORED_OUTPUT_CONFIG = frozenset({"effort"})
 # count_tokens estimate: ~4 characters per token for English and code with BPE vocabularies,
 # plus a few template tokens per message (role markers, separators).
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
+# Unknown fields (a newer client) are ignored, and each is logged once so it gets looked at.
+_logged_unknown: set[str] = set()
 
 
 def to_chat(body: dict) -> dict:
     """The chat completions request equivalent to a Messages request (ProxyError 400 if not)."""
     if not isinstance(body, dict):
         raise invalid("request body must be a JSON object")
-    messages: list[dict] = []
-    if body.get("system") is not None:
-        messages.append({"role": "system", "content": _system(body["system"])})
+    _check_fields(body)
     raw = body.get("messages")
     if not isinstance(raw, list):
         raise invalid("`messages` must be a list", "messages")
+    tools = ConversationTools(body.get("tools"))
+    conversation = ChatConversation(tools)
+    conversation.add_system(body.get("system"), "system")
     for i, message in enumerate(raw):
-        messages.extend(_message(message, f"messages[{i}]"))
+        conversation.add_message(message, f"messages[{i}]")
+    messages = conversation.chat_messages()
+    if not any(m["role"] != "system" for m in messages):
+        raise invalid("`messages` needs at least one user or assistant message", "messages")
 
     chat: dict[str, Any] = {"messages": messages}
-    for name in ("model", "temperature", "top_p", "top_k", "stream"):
+    for name in COPIED_FIELDS:
         if body.get(name) is not None:
             chat[name] = body[name]
     if body.get("max_tokens") is not None:
         chat["max_completion_tokens"] = body["max_tokens"]
     if body.get("stop_sequences"):
         chat["stop"] = body["stop_sequences"]
-    if body.get("tools"):
-        chat["tools"] = _tools(body["tools"])
+    if tools.rendered:
+        chat["tools"] = tools.rendered
+    callable_tools = tools.callable_tools()
+    if callable_tools is not None:
+        chat[CALLABLE_TOOLS_FIELD] = callable_tools
     if body.get("tool_choice") is not None:
-        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+        chat["tool_choice"] = tool_choice(body["tool_choice"])
     return chat
 
 
-def _system(raw: Any) -> str:
-    if isinstance(raw, str):
-        return raw
-    if not isinstance(raw, list):
-        raise invalid("`system` must be a string or a list of text blocks", "system")
-    texts = []
-    for i, block in enumerate(raw):
-        if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(block.get("text"), str):
-            raise invalid(f"`system[{i}]` must be a text block", f"system[{i}]")
-        texts.append(block["text"])
-    return SYSTEM_BLOCK_SEPARATOR.join(texts)
+def _check_fields(body: dict) -> None:
+    for name in body:
+        if name in REFUSED_FIELDS:
+            raise ProxyError("unsupported_content", f"`{name}` is not supported: {REFUSED_FIELDS[name]}", param=name)
+        if name not in READ_FIELDS and name not in IGNORED_FIELDS and name not in _logged_unknown:
+            _logged_unknown.add(name)
+            log.info("ignoring the Messages field `%s`, new to this proxy", name)
+    edits = _object(body, "context_management").get("edits") or []
+    if not isinstance(edits, list):
+        raise invalid("`context_management.edits` must be a list", "context_management.edits")
+    for i, edit in enumerate(edits):
+        kind = edit.get("type") if isinstance(edit, dict) else None
+        if not isinstance(kind, str) or not kind.startswith(HONOURED_EDIT_PREFIXES):
+            raise ProxyError("unsupported_content", f"context_management edit `{kind}` is not supported: "
+                             "only clearing earlier thinking is done here", param=f"context_management.edits[{i}]")
+    for name in _object(body, "output_config"):
+        if name not in IGNORED_OUTPUT_CONFIG:
+            why = REFUSED_FIELDS["output_format"] if name == "format" else "the local model has no such setting"
+            raise ProxyError("unsupported_content", f"`output_config.{name}` is not supported: {why}",
+                             param=f"output_config.{name}")
 
 
-def _message(message: Any, path: str) -> list[dict]:
-    """One Anthropic message -> chat messages (a user turn with tool results yields several)."""
-    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-        raise invalid(f"`{path}.role` must be user or assistant", f"{path}.role")
-    content = message.get("content")
-    if isinstance(content, str):
-        return [{"role": message["role"], "content": content}]
-    if not isinstance(content, list):
-        raise invalid(f"`{path}.content` must be a string or a list of blocks", f"{path}.content")
-    if message["role"] == "assistant":
-        return [_assistant(content, f"{path}.content")]
-    return _user(content, f"{path}.content")
-
-
-def _sort_blocks(blocks: list, path: str, handlers: dict[str, Callable[[dict, str], Any]]) -> dict[str, list]:
-    """Each block through the handler for its type, in order; thinking blocks are dropped and
-    any other type is a 400 naming it."""
-    out: dict[str, list] = {kind: [] for kind in handlers}
-    for j, block in enumerate(blocks):
-        where = f"{path}[{j}]"
-        kind = _block_type(block, where)
-        if kind in handlers:
-            out[kind].append(handlers[kind](block, where))
-        elif kind not in DROPPED_BLOCKS:
-            raise _unsupported_block(kind, where)
-    return out
-
-
-def _assistant(blocks: list, path: str) -> dict:
-    parts = _sort_blocks(blocks, path, {"text": _block_text, "tool_use": _tool_call})
-    # "" rather than null for a tool-only turn: what anyclaude's chat client sends.
-    out: dict = {"role": "assistant", "content": "".join(parts["text"])}
-    if parts["tool_use"]:
-        out["tool_calls"] = parts["tool_use"]
-    return out
-
-
-def _user(blocks: list, path: str) -> list[dict]:
-    """Tool results first (chat requires them right after the assistant's calls), then the text."""
-    parts = _sort_blocks(blocks, path, {"text": _block_text, "tool_result": _tool_result})
-    results, texts = parts["tool_result"], parts["text"]
-    if texts or not results:
-        results.append({"role": "user", "content": "".join(texts)})
-    return results
-
-
-def _tool_call(block: dict, path: str) -> dict:
-    if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
-        raise invalid(f"`{path}` needs string `id` and `name`", path)
-    args = block.get("input", {})
-    if not isinstance(args, dict):
-        raise invalid(f"`{path}.input` must be an object", f"{path}.input")
-    # Compact JSON, key order kept: the shape model-written arguments have.
-    arguments = orjson.dumps(args).decode()
-    return {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
-
-
-def _tool_result(block: dict, path: str) -> dict:
-    if not isinstance(block.get("tool_use_id"), str):
-        raise invalid(f"`{path}.tool_use_id` must be a string", f"{path}.tool_use_id")
-    content = block.get("content", "")
-    if isinstance(content, list):
-        parts = []
-        for k, inner in enumerate(content):
-            kind = _block_type(inner, f"{path}.content[{k}]")
-            if kind != "text":
-                raise _unsupported_block(kind, f"{path}.content[{k}]")
-            parts.append(_block_text(inner, f"{path}.content[{k}]"))
-        content = "".join(parts)
-    elif not isinstance(content, str):
-        raise invalid(f"`{path}.content` must be a string or a list of text blocks", f"{path}.content")
-    if block.get("is_error"):
-        content = TOOL_ERROR_PREFIX + content
-    return {"role": "tool", "tool_call_id": block["tool_use_id"], "content": content}
-
-
-def _block_type(block: Any, path: str) -> str:
-    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-        raise invalid(f"`{path}` must be a content block with a `type`", path)
-    return block["type"]
-
-
-def _block_text(block: dict, path: str) -> str:
-    if not isinstance(block.get("text"), str):
-        raise invalid(f"`{path}.text` must be a string", f"{path}.text")
-    return block["text"]
-
-
-def _unsupported_block(kind: str, path: str) -> ProxyError:
-    return ProxyError("unsupported_content", f"content block type `{kind}` is not supported: the "
-                      "upstream model reads text only", param=path)
-
-
-def _tools(raw: Any) -> list[dict]:
-    if not isinstance(raw, list):
-        raise invalid("`tools` must be a list", "tools")
-    out = []
-    for i, tool in enumerate(raw):
-        if not isinstance(tool, dict) or tool.get("type") not in CUSTOM_TOOL_TYPES:
-            kind = tool.get("type") if isinstance(tool, dict) else None
-            raise ProxyError("unsupported_content", f"tool type `{kind}` is not supported: only custom "
-                             "tools (name + input_schema) run against a local model", param=f"tools[{i}].type")
-        if not isinstance(tool.get("name"), str):
-            raise invalid(f"`tools[{i}].name` must be a string", f"tools[{i}].name")
-        fn: dict = {"name": tool["name"]}
-        if tool.get("description") is not None:
-            fn["description"] = tool["description"]
-        if tool.get("input_schema") is not None:
-            fn["parameters"] = tool["input_schema"]
-        out.append({"type": "function", "function": fn})
-    return out
-
-
-def _tool_choice(raw: Any) -> str | dict:
-    kind = raw.get("type") if isinstance(raw, dict) else None
-    if kind in TOOL_CHOICES:
-        return TOOL_CHOICES[kind]
-    if kind == "tool" and isinstance(raw.get("name"), str):
-        return {"type": "function", "function": {"name": raw["name"]}}
-    raise invalid("`tool_choice.type` must be auto, any, tool (with a name) or none", "tool_choice")
+def _object(body: dict, name: str) -> dict:
+    value = body.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid(f"`{name}` must be an object", name)
+    return value
 
 
 def estimate_tokens(chat_request: dict) -> int:

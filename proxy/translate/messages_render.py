@@ -8,7 +8,10 @@ Usage). Choices worth knowing:
   * usage: Anthropic's `input_tokens` excludes cache reads (Claude Code adds input_tokens +
     cache_read_input_tokens for its context meter), so cached prompt tokens move there.
   * reasoning becomes a `thinking` block (empty signature) only when the request enabled
-    thinking, as Anthropic does; otherwise clients reading `content[0].text` would break.
+    thinking, as Anthropic does (otherwise clients reading `content[0].text` would break), and
+    not when it asked for the thinking to be hidden (`display: "omitted"` / `"updates"`, what
+    Claude Code 2.1 sends). `budget_tokens` cannot be enforced on a local model: its reasoning
+    counts against max_tokens like any output.
   * tool_use ids get the `toolu_` prefix, derived from the canonical id so it is stable.
 """
 from __future__ import annotations
@@ -22,8 +25,10 @@ from .ids import derive_id
 # Canonical finish reason -> Anthropic stop_reason (anything else ends the turn normally).
 STOP_REASONS = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens",
                 "content_filter": "refusal"}
-# `thinking.type` values with which a client asks to see reasoning.
+# `thinking.type` values with which a client asks to see reasoning...
 THINKING_ENABLED = frozenset({"enabled", "adaptive"})
+# ...and `thinking.display` values that hide it anyway (Anthropic then sends empty thinking).
+THINKING_HIDDEN = frozenset({"omitted", "updates"})
 
 
 def message_id(ctx: ResponseContext) -> str:
@@ -36,7 +41,8 @@ def tool_use_id(call: ToolCall) -> str:
 
 def wants_thinking(ctx: ResponseContext) -> bool:
     thinking = (ctx.client_request or {}).get("thinking")
-    return isinstance(thinking, dict) and thinking.get("type") in THINKING_ENABLED
+    return (isinstance(thinking, dict) and thinking.get("type") in THINKING_ENABLED
+            and thinking.get("display") not in THINKING_HIDDEN)
 
 
 def tool_input_json(arguments: str) -> str:

@@ -1,7 +1,8 @@
 """Canonical events -> Anthropic Messages SSE (`event: <type>` + `data: {"type": ..., ...}`).
 
 Sequence (what the `anthropic` SDK's accumulator and Claude Code expect):
-  message_start (empty content, zero usage: the prompt's size is known only at the end),
+  message_start (empty content; usage.input_tokens is the prompt's size when the proxy knows it
+    already, from a cache hit or the served model's tokenizer, otherwise 0 until message_delta),
   per content block: content_block_start, content_block_delta*, content_block_stop
     text: text_delta · thinking: thinking_delta · tool_use: one input_json_delta (calls arrive whole)
   message_delta (stop_reason, cumulative usage incl. input_tokens), message_stop.
@@ -11,7 +12,7 @@ events of its kind keep coming; any other event closes it.
 """
 from __future__ import annotations
 
-from ..completion import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta
+from ..completion import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from ..errors import ProxyError
 from ..sse import encode_json
 from .base import ResponseContext
@@ -38,7 +39,8 @@ class MessagesStreamRenderer:
         return encode_json({"type": kind, **fields}, event=kind)
 
     def head(self) -> list[bytes]:
-        return [self._event("message_start", message=message_object(self.ctx, [], None, usage_json(None)))]
+        known = None if self.ctx.prompt_tokens is None else Usage(prompt_tokens=self.ctx.prompt_tokens)
+        return [self._event("message_start", message=message_object(self.ctx, [], None, usage_json(known)))]
 
     def render(self, ev: Event) -> list[bytes]:
         if isinstance(ev, TextDelta):
