@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--backoff-max", type=float, default=defaults.BACKOFF_MAX,
                         help="longest restart delay in seconds (default: %(default)s)")
     launch.add_argument("--watchdog-timeout", type=float, default=defaults.DEFAULT_WATCHDOG_TIMEOUT,
-                        help="restart the server when generations make no progress this many seconds, "
-                             "0 = off (default: %(default)s)")
+                        help="restart the server when a generation producing tokens (or the server "
+                             "process) makes no progress this many seconds; a prefill gets "
+                             "--first-token-timeout; 0 = off (default: %(default)s)")
     add_proxy_arguments(parser, exclude=frozenset({"upstream"}))
     return parser
 
@@ -175,7 +176,8 @@ def _start_watchdog(cfg: LaunchConfig, server: ProxyServer, supervisor: Supervis
     if cfg.watchdog_timeout <= 0:
         return None
     generations = server.generations
-    dog = Watchdog(WatchdogPolicy(timeout=cfg.watchdog_timeout), generations, supervisor, status, supervisor.url)
+    policy = WatchdogPolicy(timeout=cfg.watchdog_timeout, prefill_timeout=server.settings.first_token_timeout)
+    dog = Watchdog(policy, generations, supervisor, status, supervisor.url)
     task = asyncio.ensure_future(dog.run())
     task.add_done_callback(_log_watchdog_end)
     return task

@@ -33,10 +33,12 @@ BACKOFF_RESET_AFTER = 60.0
 # Consecutive failed starts before the launcher gives up (0 = never). Ten covers ~4 minutes of
 # backoff: enough for a transient problem, and a broken model still ends with an error.
 DEFAULT_MAX_RESTARTS = 10
-# A generation silent this long (no token, no prefill keep-alive) means the server is wedged
-# with /health still green (mlx-lm#1505, #1909): in-flight requests fail retryably and the child
-# is restarted. Well above one prefill step of a large model on a laptop (~60 s for 2048 tokens
-# of a 70B), so slow is never taken for stuck. 0 disables the watchdog.
+# A generation producing tokens that goes silent this long (no token, no keep-alive), or a child
+# stopped this long, means the server is wedged with /health still green (mlx-lm#1505, #1909,
+# #1493): in-flight requests fail retryably and the child is restarted. A generation still in
+# prefill gets the proxy's first-token budget instead (--first-token-timeout): mlx_lm.server
+# reports prefill progress once per 2048-token chunk, minutes apart on a CPU or for a large
+# model, so slow is never taken for stuck. 0 disables the watchdog.
 DEFAULT_WATCHDOG_TIMEOUT = 180.0
 # Lines of child output kept to explain a failure in the launcher's error message.
 FAILURE_TAIL_LINES = 20

@@ -86,3 +86,13 @@ def child_env(base: Mapping[str, str], offline: bool) -> dict[str, str]:
     if offline:
         env["HF_HUB_OFFLINE"] = "1"
     return env
+
+
+# Process states (ps(1) STAT's first letter, /proc/PID/stat's third field) of a process stopped
+# by a signal (SIGSTOP, SIGTSTP) or by a tracer: it holds its port and makes no progress.
+STOPPED_STATES = frozenset("Tt")
+
+
+def proc_stat_state(stat: str) -> str:
+    """The state letter of a /proc/PID/stat line (the command name may hold spaces and ')')."""
+    return stat.rsplit(")", 1)[1].split()[0]

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections import deque
@@ -21,7 +22,8 @@ from proxy.upstream_status import UpstreamStatus
 
 from . import config as defaults
 from .config import LaunchConfig
-from .policy import LineKind, backoff_delay, child_env, classify_line, retry_after_seconds, server_args, waiting_for
+from .policy import (STOPPED_STATES, LineKind, backoff_delay, child_env, classify_line, proc_stat_state,
+                     retry_after_seconds, server_args, waiting_for)
 
 log = logging.getLogger("mlx_launch")
 child_log = logging.getLogger("mlx_launch.server")
@@ -61,6 +63,12 @@ class Supervisor:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc and self._proc.returncode is None else None
+
+    def child_stopped(self) -> bool:
+        """Whether the running child is stopped (SIGSTOP): the watchdog's signal of a wedge that
+        no generation's silence may show yet (a prefill is allowed long silences)."""
+        pid = self.pid
+        return pid is not None and process_state(pid) in STOPPED_STATES
 
     async def start(self) -> bool:
         """First start (or a start after stop()). False if stop() came first; LaunchError if
@@ -278,6 +286,23 @@ class Supervisor:
         if relay is not None:
             await relay
         log.info("mlx_lm.server pid=%d exited with status %s", proc.pid, proc.returncode)
+
+
+def process_state(pid: int) -> str:
+    """The state letter of a process ("" if unknown): /proc on Linux, ps(1) elsewhere (macOS)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return proc_stat_state(f.read())
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return ""  # Linux, and the process is gone
+    except (OSError, IndexError):
+        return ""
+    try:
+        out = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip()[:1]
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

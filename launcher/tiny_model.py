@@ -169,9 +169,14 @@ def save_model(out: Path, tokenizer, config: dict[str, Any], model,
     mx.save_safetensors(str(out / "model.safetensors"), dict(tree_flatten(model.parameters())))
 
 
+def tiny_corpus() -> list[str]:
+    """What the tiny-random tokenizer is trained on."""
+    return _TINY_CORPUS * 8
+
+
 def build_tiny_random(out: Path, params: dict[str, Any] = TINY_RANDOM_PARAMS) -> None:
     """The offline model: random weights, a real tokenizer and chat template."""
-    tokenizer = train_tokenizer(_TINY_CORPUS * 8, params["vocab_size"], CHATML_TEMPLATE)
+    tokenizer = train_tokenizer(tiny_corpus(), params["vocab_size"], CHATML_TEMPLATE)
     config = qwen2_config(tokenizer, params["hidden_size"], params["num_hidden_layers"])
     save_model(out, tokenizer, config, new_model(config, params["seed"]))
 

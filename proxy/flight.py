@@ -29,6 +29,9 @@ class Flight:
         self.admitted = False  # holds an upstream slot (not just queued)
         self.task: asyncio.Task | None = None
         self.last_activity = time.monotonic()  # last item from the upstream (the watchdog reads it)
+        # No token yet and the upstream has not said its prefill is over: the watchdog gives a
+        # prefilling generation the first-token budget, not the idle window.
+        self.prefilling = True
         self.relay: Callable[[list[Item]], None] | None = None  # also sends items to other proxies
         self._changed = asyncio.Event()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -33,6 +34,22 @@ from .upstream_status import UpstreamStatus
 log = logging.getLogger("mlx_proxy.pipeline")
 
 CHAT_PATH = "/v1/chat/completions"
+# mlx_lm.server's prefill progress comment, `: keepalive PROCESSED/TOTAL`, sent once per
+# --prefill-step-size chunk; PROCESSED == TOTAL comes with the first token's computation.
+_PREFILL_PROGRESS = re.compile(r"keepalive (\d+)/(\d+)")
+
+
+def prefill_finished(comment: str) -> bool:
+    """Whether an upstream comment says the prompt has been processed."""
+    m = _PREFILL_PROGRESS.search(comment)
+    return m is not None and int(m.group(1)) >= int(m.group(2))
+
+
+@dataclass(frozen=True)
+class Silence:
+    """How long one running generation has heard nothing from the upstream, and in which phase."""
+    seconds: float
+    prefilling: bool
 
 
 def _leader_lost() -> ProxyError:
@@ -255,10 +272,13 @@ class Pipeline:
         start, first = time.monotonic(), True
         async for item in self.upstream.stream_json_events(CHAT_PATH, req.upstream_body):
             if isinstance(item, Comment):
+                if prefill_finished(item.text):
+                    flight.prefilling = False
                 flight.push(item)
                 continue
             if first:
                 first = False
+                flight.prefilling = False
                 self.observer.first_token(time.monotonic() - start)
             events = assembler.feed(item)
             builder.extend(events)
@@ -290,12 +310,12 @@ class Pipeline:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- for the wedge watchdog ----------------------------------------------------------------
-    def longest_silence(self) -> float | None:
-        """Seconds since the quietest generation holding an upstream slot last heard from the
-        upstream (a token or a prefill keep-alive); None when none is generating."""
+    def silences(self) -> list[Silence]:
+        """For each generation holding an upstream slot: seconds since it last heard from the
+        upstream (a token or a prefill keep-alive), and whether it is still prefilling."""
         now = time.monotonic()
-        silences = [now - f.last_activity for f in self.flights.values() if f.admitted and not f.done]
-        return max(silences) if silences else None
+        return [Silence(now - f.last_activity, f.prefilling) for f in self.flights.values()
+                if f.admitted and not f.done]
 
     def idle_for(self) -> float:
         """Seconds since a generation last ran (0 while one runs)."""

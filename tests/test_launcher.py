@@ -118,9 +118,9 @@ def launch(tiny_model_path):  # tiny_model_path: the model is built before any t
         run.close()
 
 
-def chat(port: int, max_tokens: int = 3, timeout: float = 60.0) -> tuple[int, dict, dict]:
+def chat(port: int, max_tokens: int = 3, timeout: float = 60.0, content: str = "hi") -> tuple[int, dict, dict]:
     """(status, headers, JSON body) of one chat completion through the proxy."""
-    body = json.dumps({"model": "tiny-random", "messages": [{"role": "user", "content": "hi"}],
+    body = json.dumps({"model": "tiny-random", "messages": [{"role": "user", "content": content}],
                        "max_tokens": max_tokens}).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
                                  headers={"Content-Type": "application/json"})

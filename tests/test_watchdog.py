@@ -3,22 +3,52 @@ import asyncio
 
 import pytest
 
+from launcher.policy import proc_stat_state
 from launcher.watchdog import Watchdog, WatchdogPolicy
+from proxy.pipeline import Silence, prefill_finished
 from proxy.upstream_status import UpstreamStatus
 
-P = WatchdogPolicy(timeout=10, probe_idle_interval=60)
+P = WatchdogPolicy(timeout=10, prefill_timeout=600, probe_idle_interval=60)
+DECODING, PREFILLING = False, True
 
 
-@pytest.mark.parametrize("silent_for,idle_for,expected", [
-    (None, 0, "ok"),            # nothing running, just ran
-    (None, 59.9, "ok"),
-    (None, 60, "probe"),        # idle long enough: check the server can still generate
-    (9.9, 0, "ok"),             # generating, tokens arriving
-    (10.1, 0, "restart"),       # generating, silent past the timeout
-    (10.1, 100, "restart"),
+@pytest.mark.parametrize("silences,idle_for,stopped_for,expected", [
+    ([], 0, 0, "ok"),                                  # nothing running, just ran
+    ([], 59.9, 0, "ok"),
+    ([], 60, 0, "probe"),                              # idle long enough: check the server can still generate
+    ([Silence(9.9, DECODING)], 0, 0, "ok"),            # generating, tokens arriving
+    ([Silence(10.1, DECODING)], 0, 0, "restart"),      # generating, silent past the timeout
+    ([Silence(10.1, DECODING)], 100, 0, "restart"),
+    ([Silence(300, PREFILLING)], 0, 0, "ok"),          # a long prefill chunk: within the first-token budget
+    ([Silence(600.1, PREFILLING)], 0, 0, "restart"),
+    ([Silence(300, PREFILLING), Silence(10.1, DECODING)], 0, 0, "restart"),
+    ([Silence(300, PREFILLING)], 0, 10.1, "restart"),  # the child is stopped: a wedge whatever the phase
+    ([], 0, 10.1, "restart"),
+    ([Silence(1, PREFILLING)], 0, 9.9, "ok"),          # stopped briefly (a debugger, a slow resume)
 ])
-def test_verdicts(silent_for, idle_for, expected):
-    assert P.verdict(silent_for, idle_for) == expected
+def test_verdicts(silences, idle_for, stopped_for, expected):
+    assert P.verdict(silences, idle_for, stopped_for) == expected
+
+
+def test_a_prefill_never_gets_less_than_the_idle_window():
+    assert WatchdogPolicy(timeout=180, prefill_timeout=60).limit(Silence(0, PREFILLING)) == 180
+
+
+@pytest.mark.parametrize("comment,finished", [
+    ("keepalive 0/4096", False), ("keepalive 2048/4096", False), ("keepalive 4096/4096", True),
+    ("keep-alive", False), ("", False),
+])
+def test_mlx_prefill_progress_comments(comment, finished):
+    assert prefill_finished(comment) is finished
+
+
+@pytest.mark.parametrize("stat,state", [
+    ("4242 (python3) S 1 4242 4242 0 -1", "S"),
+    ("4242 (mlx_lm server) T 1 4242", "T"),     # a name with a space
+    ("4242 (a) b (c)) t 1", "t"),               # and with ')' in it
+])
+def test_proc_stat_state(stat, state):
+    assert proc_stat_state(stat) == state
 
 
 def test_tick_finds_a_wedge_within_a_quarter_of_the_timeout():
@@ -30,8 +60,8 @@ class FakeGenerations:
     def __init__(self, silence):
         self.silence, self.aborted = silence, []
 
-    def longest_silence(self):
-        return self.silence
+    def silences(self):
+        return [] if self.silence is None else [Silence(self.silence, DECODING)]
 
     def idle_for(self):
         return 0.0
@@ -42,8 +72,12 @@ class FakeGenerations:
 
 
 class FakeSupervisor:
-    def __init__(self):
+    def __init__(self, stopped=False):
         self.causes = []
+        self.stopped = stopped
+
+    def child_stopped(self):
+        return self.stopped
 
     def request_restart(self, cause):
         self.causes.append(cause)
@@ -82,3 +116,15 @@ async def test_no_verdict_while_the_server_is_not_serving():
     await asyncio.sleep(0.3)
     task.cancel()
     assert sup.causes == []
+
+
+async def test_a_stopped_child_is_restarted_during_a_prefill():
+    gens, sup = FakeGenerations(silence=None), FakeSupervisor(stopped=True)
+    gens.silences = lambda: [Silence(0.5, PREFILLING)]
+    dog = Watchdog(WatchdogPolicy(timeout=0.2, prefill_timeout=600, probe_idle_interval=60), gens, sup,
+                   UpstreamStatus(), "http://127.0.0.1:9")
+    task = asyncio.create_task(dog.run())
+    while not sup.causes:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    assert sup.causes == ["wedged: process stopped for 0.2 s"]
