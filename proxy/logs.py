@@ -58,6 +58,9 @@ class RequestRecord:
     seconds: float = 0.0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # The error code the request ended with: an error response, or an error event that cut a
+    # stream whose status (200) was already sent.
+    error: str | None = None
     # Only with --log-bodies: what went upstream and the key it was cached under.
     cache_key: str | None = None
     body: dict | None = None
@@ -66,7 +69,8 @@ class RequestRecord:
         out: dict = {"request_id": self.request_id, "method": self.method, "route": self.route,
                      "status": self.status, "cache": self.cache_status,
                      "latency_ms": round(self.seconds * 1000, 1),
-                     "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens}
+                     "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                     "error": self.error}
         if with_bodies:
             out["cache_key"] = self.cache_key
             out["body"] = self.body
@@ -78,6 +82,8 @@ def format_access_line(record: RequestRecord, with_bodies: bool) -> str:
     tokens = "-" if record.prompt_tokens is None else f"{record.prompt_tokens}+{record.completion_tokens}"
     line = (f"{record.method} {record.route} {record.status or '-'} cache={record.cache_status} "
             f"{record.seconds * 1000:.1f}ms tokens={tokens} id={record.request_id}")
+    if record.error is not None:
+        line += f" error={record.error}"
     if with_bodies and record.body is not None:
         body = orjson.dumps(record.body).decode()[:MAX_LOGGED_BODY_CHARS]
         line += f" key={record.cache_key} body={body}"
@@ -95,6 +101,13 @@ def note_usage(usage: Usage | None) -> None:
     record = _CURRENT.get()
     if record is not None and usage is not None:
         record.prompt_tokens, record.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+
+
+def note_error(code: str) -> None:
+    """The error the current request ends with (a stream's status says 200 even when it fails)."""
+    record = _CURRENT.get()
+    if record is not None:
+        record.error = code
 
 
 def note_generation(key: str, upstream_body: dict) -> None:

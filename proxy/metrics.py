@@ -47,6 +47,8 @@ BACKEND_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 # Breaker state as a number for alerting (`> 0` means the cache is being bypassed).
 BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 # X-Cache-Status values counted as cache results.
+# The `error` label of a request that succeeded.
+NO_ERROR = "none"
 CACHE_RESULTS = ("HIT", "MISS", "COALESCED", "REFRESH", "BYPASS", "ERROR")
 
 
@@ -63,8 +65,10 @@ class PipelineObserver:
 class Metrics(PipelineObserver):
     def __init__(self, state: AppState) -> None:
         self.registry = r = CollectorRegistry()
-        self.requests = Counter("mlx_proxy_requests", "Requests served, by route pattern, method, status and "
-                                "X-Cache-Status", ["route", "method", "status", "cache"], registry=r)
+        self.requests = Counter("mlx_proxy_requests", "Requests served, by route pattern, method, status, "
+                                "X-Cache-Status and the error code they ended with (none: success; a "
+                                "stream cut by an error event has status 200 and its code)",
+                                ["route", "method", "status", "cache", "error"], registry=r)
         self.request_seconds = Histogram("mlx_proxy_request_duration_seconds", "End-to-end request latency",
                                          ["route"], buckets=LATENCY_BUCKETS, registry=r)
         self.cache_results = Counter("mlx_proxy_cache_results", "Cache outcome of generation requests "
@@ -95,12 +99,13 @@ class Metrics(PipelineObserver):
 
     # --- requests ------------------------------------------------------------------------------
     def observe_request(self, record: RequestRecord) -> None:
-        labels = (record.route, record.method, record.status, record.cache_status)
+        labels = (record.route, record.method, record.status, record.cache_status, record.error)
         children = self._request_children.get(labels)
         if children is None:  # labels() validates and locks: done once per label set, not per request
             cache = record.cache_status
             children = self._request_children[labels] = (
-                self.requests.labels(record.route, record.method, str(record.status), cache),
+                self.requests.labels(record.route, record.method, str(record.status), cache,
+                                     record.error or NO_ERROR),
                 self.request_seconds.labels(record.route),
                 self.cache_results.labels(cache.lower()) if cache in CACHE_RESULTS else None)
         total, seconds, cache_result = children

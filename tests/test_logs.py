@@ -46,11 +46,12 @@ def test_one_record_per_request_with_route_status_cache_tokens_and_id(scripted, 
     assert len(fields) == 3
     assert fields[0] | {"latency_ms": 0} == {
         "request_id": "client-id-1", "method": "POST", "route": "/v1/chat/completions", "status": 200,
-        "cache": "MISS", "latency_ms": 0, "prompt_tokens": 5, "completion_tokens": 3}
+        "cache": "MISS", "latency_ms": 0, "prompt_tokens": 5, "completion_tokens": 3, "error": None}
     # the stream (a hit replayed) got an id of ours in its headers and in its record
     assert fields[1]["request_id"] == second.headers["X-Request-Id"] and len(fields[1]["request_id"]) == 16
     assert fields[1]["cache"] == "HIT" and fields[1]["prompt_tokens"] == 5
     assert fields[2]["route"] == "/cache/{key}" and fields[2]["status"] == 404 and fields[2]["prompt_tokens"] is None
+    assert fields[2]["error"] == "not_found"
     text = "\n".join(r.getMessage() for r in access_lines)
     assert PROMPT not in text and "mlxproxy:v1:" not in text
     assert "POST /v1/chat/completions 200 cache=MISS" in access_lines[0].getMessage()
@@ -108,7 +109,8 @@ def test_json_lines_are_valid_json_whatever_the_message():
     assert parsed[1] | {"time": ""} == {"time": "", "level": "INFO", "logger": "mlx_proxy.access",
                                         "message": parsed[1]["message"], "request_id": "id1", "method": "POST",
                                         "route": "/v1/chat/completions", "status": 200, "cache": "HIT",
-                                        "latency_ms": 12.3, "prompt_tokens": 1, "completion_tokens": 2}
+                                        "latency_ms": 12.3, "prompt_tokens": 1, "completion_tokens": 2,
+                                        "error": None}
     assert "ValueError: boom" in parsed[2]["exception"]
 
 

@@ -45,10 +45,14 @@ def test_metrics_after_hit_miss_error_timeout(scripted, start_proxy):
     assert [r.headers.get("X-Cache-Status") for r in responses[:2]] == ["MISS", "HIT"]
     m = scrape(proxy)
     route = "/v1/chat/completions"
-    assert value(m, "mlx_proxy_requests_total", route=route, method="POST", status="200", cache="MISS") == 1
-    assert value(m, "mlx_proxy_requests_total", route=route, method="POST", status="200", cache="HIT") == 1
-    assert value(m, "mlx_proxy_requests_total", route=route, method="POST", status="502", cache="MISS") == 1
-    assert value(m, "mlx_proxy_requests_total", route=route, method="POST", status="504", cache="MISS") == 1
+    assert value(m, "mlx_proxy_requests_total", route=route, method="POST", status="200", cache="MISS",
+                 error="none") == 1
+    assert value(m, "mlx_proxy_requests_total", route=route, method="POST", status="200", cache="HIT",
+                 error="none") == 1
+    assert value(m, "mlx_proxy_requests_total", route=route, method="POST", status="502", cache="MISS",
+                 error="upstream_error") == 1
+    assert value(m, "mlx_proxy_requests_total", route=route, method="POST", status="504", cache="MISS",
+                 error="upstream_timeout") == 1
     assert value(m, "mlx_proxy_cache_results_total", result="hit") == 1
     assert value(m, "mlx_proxy_cache_results_total", result="miss") == 3
     assert value(m, "mlx_proxy_cache_store_total", outcome="stored") == 1
@@ -75,8 +79,10 @@ def test_route_label_is_the_pattern_not_the_path(scripted, start_proxy):
     httpx.delete(proxy.url + "/cache/mlxproxy:v1:abc")
     httpx.get(proxy.url + "/some/unknown/path")
     m = scrape(proxy)
-    assert value(m, "mlx_proxy_requests_total", route="/cache/{key}", method="DELETE", status="404", cache="-") == 1
-    assert value(m, "mlx_proxy_requests_total", route="/{tail}", method="GET", status="200", cache="-") == 1
+    assert value(m, "mlx_proxy_requests_total", route="/cache/{key}", method="DELETE", status="404", cache="-",
+                 error="not_found") == 1
+    assert value(m, "mlx_proxy_requests_total", route="/{tail}", method="GET", status="200", cache="-",
+                 error="none") == 1
     assert not any("abc" in str(labels) or "unknown" in str(labels) for _, labels in m)
 
 
@@ -163,3 +169,19 @@ def test_store_skips_are_counted_by_reason(scripted, start_proxy):
     assert value(m, "mlx_proxy_cache_store_total", outcome="skipped_not_cacheable") == 1
     assert value(m, "mlx_proxy_cache_store_total", outcome="skipped_not_requested") == 1
     assert value(m, "mlx_proxy_cache_store_total", outcome="stored") == 0
+
+
+def test_a_stream_cut_by_an_error_event_is_counted_and_logged_as_failed(scripted, start_proxy, caplog):
+    """The status line said 200 before the upstream went silent: the record still says failed."""
+    proxy = start_proxy(scripted.url, idle_timeout=0.3)
+    scripted.script(Script(text="partial answer", stall_after=2))
+    with caplog.at_level("INFO", logger="mlx_proxy.access"):
+        r = httpx.post(proxy.url + URL, json={**chat("cut"), "stream": True}, timeout=10)
+    assert r.status_code == 200 and '"code":"upstream_timeout"' in r.text.replace(" ", "")
+    m = scrape(proxy)
+    assert value(m, "mlx_proxy_requests_total", route=URL, method="POST", status="200", cache="MISS",
+                 error="upstream_timeout") == 1
+    assert value(m, "mlx_proxy_requests_total", route=URL, method="POST", status="200", cache="MISS",
+                 error="none") == 0
+    [line] = [rec.getMessage() for rec in caplog.records if rec.name == "mlx_proxy.access" and URL in rec.getMessage()]
+    assert line.startswith(f"POST {URL} 200 cache=MISS") and line.endswith(" error=upstream_timeout")

@@ -20,6 +20,7 @@ from aiohttp import web
 from ..cache_control import parse_cache_control
 from ..completion import Completion
 from ..errors import ProxyError
+from ..logs import note_error
 from ..memo import Prepared
 from ..normalize import parse_body
 from ..pipeline import Ticket
@@ -47,6 +48,7 @@ def json_bytes_response(obj: object, status: int = 200, headers: dict[str, str] 
 
 
 def error_response(err: ProxyError, body: dict) -> web.Response:
+    note_error(err.code)
     return json_bytes_response(body, err.status, err.headers())
 
 
@@ -155,6 +157,7 @@ async def _stream(request: web.Request, protocol: Protocol, ticket: Ticket, ctx:
     except ProxyError as e:
         if not resp.prepared:
             return error_response(e, protocol.error_body(e))
+        note_error(e.code)
         await resp.write(b"".join(renderer.fail(e)))
     if not resp.prepared:
         await send([])
