@@ -111,7 +111,8 @@ class Settings:
     # leading proxy dies.
     cache_lease_ttl: float = 15.0
     # A client that leaves a cacheable generation does not cancel it, up to this many at once,
-    # so the client's retry becomes a hit instead of a second long prefill.
+    # so the client's retry becomes a hit instead of a second long prefill. Background requests
+    # (background_patterns) are cancelled anyway: nobody retries a warm-up or a title.
     max_orphan_generations: int = 2
 
     # On SIGTERM/SIGINT, in-flight requests get this long to finish before connections close.

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
+from .admission import INTERACTIVE
 from .completion import Completion, Event
 from .errors import ProxyError
 from .upstream import Comment
@@ -19,9 +20,10 @@ Item = Event | Comment
 
 
 class Flight:
-    def __init__(self, key: str, storable: bool) -> None:
+    def __init__(self, key: str, storable: bool, priority: int = INTERACTIVE) -> None:
         self.key = key
         self.storable = storable  # its result may be written to the cache
+        self.priority = priority  # admission class: interactive or background
         self.items: list[Item] = []
         self.completion: Completion | None = None
         self.error: ProxyError | None = None

@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from .admission import Admission, Classifier
+from .admission import BACKGROUND, Admission, Classifier
 from .assemble import StreamAssembler
 from .cache.store import CacheHit, ResponseCache
 from .cache_control import CacheControl
@@ -127,7 +127,7 @@ class Pipeline:
             return Ticket("COALESCED", flight=flight, _pipeline=self)
         self._check_serving()
         storable = cc.write and status != "BYPASS"
-        flight = Flight(key, storable)
+        flight = Flight(key, storable, self.classifier.classify(req.upstream_body))
         flight.followers = 1
         self.flights[key] = flight
         lease, remote = None, False
@@ -155,7 +155,10 @@ class Pipeline:
         flight.followers -= 1
         if flight.followers > 0 or flight.done or flight.task is None:
             return
-        keep = (flight.storable and flight.admitted
+        # A background request (Claude Code's Warmup, a title) whose client left is not worth a
+        # busy server: nobody retries it (Claude Code exits without waiting for its title), and
+        # on a 2-core machine it would delay the next real request for minutes.
+        keep = (flight.storable and flight.admitted and flight.priority != BACKGROUND
                 and self.orphans < self.settings.max_orphan_generations)
         if keep:
             self.orphans += 1
@@ -253,7 +256,7 @@ class Pipeline:
             publisher.cancel()
 
     async def _generate(self, flight: Flight, req: ChatRequest, lease: str | None) -> Completion:
-        async with self.admission.slot(self.classifier.classify(req.upstream_body)) as waited:
+        async with self.admission.slot(flight.priority) as waited:
             self.observer.queue_waited(waited)
             if not self.status.serving and not await self.status.wait_serving(self.settings.first_token_timeout):
                 self._check_serving()

@@ -187,6 +187,26 @@ def test_uncacheable_generation_is_cancelled_when_its_client_leaves(scripted, st
     assert scripted.active == 0 and scripted.cancelled == 1
 
 
+@pytest.mark.parametrize("background", [
+    {"messages": [{"role": "user", "content": "Warmup"}]},  # Claude Code's warm-up
+    {"messages": [{"role": "user", "content": "long question"}], "max_tokens": 32},  # a tiny answer (a title)
+])
+def test_a_background_generation_is_cancelled_when_its_client_leaves(scripted, start_proxy, background):
+    """Nobody retries a warm-up or a title (Claude Code exits without waiting for it), so it
+    does not keep the server busy after its client left, cacheable or not."""
+    scripted.script(Script(chunks=[f"t{i} " for i in range(50)], delay=0.1))
+    proxy = start_proxy(scripted.url)
+    with httpx.stream("POST", proxy.url + URL, json={"model": "m", **background, "stream": True}, timeout=30) as r:
+        for line in r.iter_lines():
+            if '"content"' in line:
+                break
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and scripted.active:
+        time.sleep(0.05)
+    assert scripted.active == 0 and scripted.cancelled == 1
+    assert not proxy.state.pipeline.flights
+
+
 def test_health_and_admin_endpoints(scripted, start_proxy, cache_url):
     proxy = start_proxy(scripted.url, cache=cache_url)
     key = post(proxy).headers["X-Cache-Key"]
