@@ -3,13 +3,17 @@
 # real redis-server, real openai/anthropic SDK clients. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v redis-server >/dev/null 2>&1; then
+# redis-server (the shared cache's tests) and npm (the tests install real Claude Code from npm).
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(uname)" = "Darwin" ]; then
-    echo "redis-server not found: brew install redis" >&2; exit 1
+    echo "missing ${missing[*]}: brew install redis node" >&2; exit 1
   fi
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 scripts/setup.sh --test
 exec .venv/bin/python -m pytest "$@"

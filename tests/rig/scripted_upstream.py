@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -50,6 +51,7 @@ class ScriptedUpstream:
     def __init__(self, loop_thread: LoopThread) -> None:
         self._lt = loop_thread
         self.scripts: list[Script] = [Script()]
+        self.responder: Callable[[dict], Script] | None = None
         self.received: list[Received] = []
         self.active = 0  # requests being answered right now
         self.max_active = 0
@@ -61,6 +63,12 @@ class ScriptedUpstream:
 
     def script(self, *scripts: Script) -> None:
         self.scripts = list(scripts)
+        self.responder = None
+
+    def respond_with(self, responder: Callable[[dict], Script]) -> None:
+        """Answer each request with `responder(chat request body)` instead of the scripts (for a
+        real client whose requests depend on earlier answers, as an agent's tool round trip)."""
+        self.responder = responder
 
     @property
     def chat_calls(self) -> int:
@@ -96,7 +104,7 @@ class ScriptedUpstream:
         raw = await request.read()
         body = orjson.loads(raw)
         self.received.append(Received(request.path, body, dict(request.headers), time.monotonic()))
-        s = self._next()
+        s = self.responder(body) if self.responder is not None else self._next()
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:

@@ -1,0 +1,73 @@
+"""Real Claude Code (each pinned version, from npm) through the proxy, headless and offline.
+
+In front of the scripted upstream, the model writes a text tool call for Read; Claude Code runs
+the tool, the result comes back through the proxy, and the final answer carries the file's
+secret word (the scripted model repeats the tool result it was given: nothing is hard-coded).
+The same prompt again is answered from the cache. In front of the real mlx_lm.server on the
+generated tool model, a plain round trip. Both with the model name the README recommends and
+with `local` (with which 2.1 puts a system message inside `messages`).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.rig.claude_code import PINNED_VERSIONS, ClaudeCode
+from tests.rig.scripted_upstream import Script
+
+SECRET = "PELICAN"
+PROMPT = "Read the file secret.txt and tell me the secret word."
+MODEL_NAMES = ("claude-sonnet-4-5", "local")
+
+
+@pytest.fixture(scope="module", params=PINNED_VERSIONS)
+def claude(request) -> ClaudeCode:
+    return ClaudeCode(request.param)
+
+
+def agent_model(secret_path: Path):
+    """A scripted model that behaves like an agent: asked about the secret with Read declared, it
+    writes a Hermes text tool call; given a tool result, it repeats it; else it says hello."""
+    def respond(body: dict) -> Script:
+        messages = body["messages"]
+        last = messages[-1]
+        if last["role"] == "tool":
+            return Script(text="The file says: " + last["content"])
+        declared = {t["function"]["name"] for t in body.get("tools") or ()}
+        if "Read" in declared and "secret word" in last["content"]:
+            call = {"name": "Read", "arguments": {"file_path": str(secret_path)}}
+            return Script(text="I will read it.\n<tool_call>\n" + json.dumps(call) + "\n</tool_call>")
+        return Script(text="Hello.")
+    return respond
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_a_tool_round_trip_then_the_same_prompt_from_the_cache(claude, model, scripted, start_proxy, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    secret = work / "secret.txt"
+    secret.write_text(f"The secret word is {SECRET}.\n")
+    scripted.respond_with(agent_model(secret))
+    proxy = start_proxy(scripted.url)
+
+    first = claude.run(proxy.url, PROMPT, home=tmp_path, workdir=work, model=model, allowed_tools=("Read",))
+    assert first.exit_code == 0, (first.output, first.stderr[-2000:])
+    assert SECRET in first.result and first.output.get("num_turns", 0) >= 2
+    tool_results = [r for r in scripted.received if r.body and r.body["messages"][-1]["role"] == "tool"]
+    assert tool_results and SECRET in tool_results[-1].body["messages"][-1]["content"]
+
+    calls = scripted.chat_calls
+    again = claude.run(proxy.url, PROMPT, home=tmp_path, workdir=work, model=model, allowed_tools=("Read",))
+    assert again.exit_code == 0, (again.output, again.stderr[-2000:])
+    assert SECRET in again.result
+    assert scripted.chat_calls == calls  # every request of the second run was a cache hit
+
+
+def test_a_plain_round_trip_against_the_real_server(claude, mlx_tool_server, start_proxy, tmp_path):
+    server = mlx_tool_server("raw")
+    proxy = start_proxy(server.url, tokenizer_path=server.model_path)
+    run = claude.run(proxy.url, "Say hello", home=tmp_path, model="local")
+    assert run.exit_code == 0, (run.output, run.stderr[-2000:])
+    assert run.result == server.model.case("hello").reply
