@@ -71,3 +71,23 @@ def test_a_plain_round_trip_against_the_real_server(claude, mlx_tool_server, sta
     run = claude.run(proxy.url, "Say hello", home=tmp_path, model="local")
     assert run.exit_code == 0, (run.output, run.stderr[-2000:])
     assert run.result == server.model.case("hello").reply
+
+
+def test_a_tool_the_proxy_cannot_run_fails_as_a_tool_error_and_the_session_goes_on(scripted, start_proxy, tmp_path):
+    """Claude Code 2.0 declares WebSearch, which it runs by asking the API for Anthropic's
+    server-side web search: the proxy refuses that with a 400 naming the tool type; Claude Code
+    hands the model a tool error, and the turn still ends with an answer."""
+    def respond(body: dict) -> Script:
+        last = body["messages"][-1]
+        if last["role"] == "tool":
+            return Script(text="The search tool said: " + last["content"][:200])
+        if "WebSearch" in {t["function"]["name"] for t in body.get("tools") or ()} and "search" in last["content"]:
+            return Script(text='<tool_call>\n{"name": "WebSearch", "arguments": {"query": "mlx proxy"}}\n</tool_call>')
+        return Script(text="Hello.")
+    scripted.respond_with(respond)
+    proxy = start_proxy(scripted.url)
+    run = ClaudeCode("2.0.77").run(proxy.url, "Please search the web for mlx proxy.", home=tmp_path,
+                                   allowed_tools=("WebSearch",))
+    assert run.exit_code == 0, (run.output, run.stderr[-2000:])
+    assert run.result.startswith("The search tool said: ")
+    assert "tool type `web_search_20250305` is not supported" in run.result
