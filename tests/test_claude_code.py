@@ -10,6 +10,7 @@ with `local` (with which 2.1 puts a system message inside `messages`).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,22 @@ def test_a_tool_the_proxy_cannot_run_fails_as_a_tool_error_and_the_session_goes_
     assert run.exit_code == 0, (run.output, run.stderr[-2000:])
     assert run.result.startswith("The search tool said: ")
     assert "tool type `web_search_20250305` is not supported" in run.result
+
+
+def test_warmups_left_behind_by_claude_p_do_not_keep_the_server_busy(scripted, start_proxy, tmp_path):
+    """Claude Code 2.0 sends `Warmup` requests for its subagents and exits without waiting for
+    them: once it has exited, nothing is still generating upstream."""
+    def respond(body: dict) -> Script:
+        if body["messages"][-1]["content"].strip() == "Warmup":
+            return Script(chunks=[f"w{i} " for i in range(300)], delay=0.1)  # 30 s, like a CPU prefill
+        return Script(text="Hello.")
+    scripted.respond_with(respond)
+    proxy = start_proxy(scripted.url)
+    run = ClaudeCode("2.0.77").run(proxy.url, "Say hello", home=tmp_path)
+    exited = time.monotonic()
+    assert run.exit_code == 0 and run.result == "Hello.", (run.output, run.stderr[-2000:])
+    warmups = [r for r in scripted.received if r.body and r.body["messages"][-1]["content"].strip() == "Warmup"]
+    assert warmups, "Claude Code 2.0.77 sends warm-ups"
+    while scripted.active and time.monotonic() - exited < 10:
+        time.sleep(0.05)
+    assert scripted.active == 0 and time.monotonic() - exited < 3
