@@ -22,7 +22,7 @@ from proxy.cache.keys import cache_key
 from proxy.config import Settings
 from proxy.normalize import NormalizeConfig, normalize_chat, parse_body
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 FIXTURE = FIXTURES / "anyclaude-chat-completions-turn1.json"
 BILLING = "x-anthropic-billing-header: cc_version=2.0.14; cc_entrypoint=cli; cch=4f2a9;\n"
 TARGETS_MS = {"100 KB": 0.5, "1 MB": 5.0}

@@ -37,7 +37,7 @@ import aiohttp
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "anyclaude-chat-completions-turn1.json"
+FIXTURE = ROOT / "tests" / "fixtures" / "anyclaude-chat-completions-turn1.json"
 TARGET_BODY_BYTES = 100_000
 WARMUP = 20  # requests per scenario before measuring (connections, caches filled)
 JSON = {"Content-Type": "application/json"}
@@ -51,8 +51,7 @@ def free_port() -> int:
 
 def claude_code_body() -> dict:
     """The captured anyclaude request grown with tool-use history to ~100 KB."""
-    body = json.loads(FIXTURE.read_text())["body"] if FIXTURE.exists() else {
-        "messages": [{"role": "system", "content": "You are a coding agent. " * 400}], "tools": []}
+    body = json.loads(FIXTURE.read_text())["body"]
     body.update(stream=False)
     body.pop("stream_options", None)
     turn = 0

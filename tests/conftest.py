@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.rig.caches",
     "tests.rig.redis_server",
     "tests.rig.mlx_server",
+    "tests.rig.tap",
 ]

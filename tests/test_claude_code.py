@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.rig.claude_code import PINNED_VERSIONS, ClaudeCode
+from tests.rig.request_shape import client_shape, load, tool_names
 from tests.rig.scripted_upstream import Script
 
 SECRET = "PELICAN"
@@ -45,19 +46,27 @@ def agent_model(secret_path: Path):
 
 
 @pytest.mark.parametrize("model", MODEL_NAMES)
-def test_a_tool_round_trip_then_the_same_prompt_from_the_cache(claude, model, scripted, start_proxy, tmp_path):
+def test_a_tool_round_trip_then_the_same_prompt_from_the_cache(claude, model, scripted, start_proxy, tap, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     secret = work / "secret.txt"
     secret.write_text(f"The secret word is {SECRET}.\n")
     scripted.respond_with(agent_model(secret))
     proxy = start_proxy(scripted.url)
+    recorded = tap(proxy.url)
 
-    first = claude.run(proxy.url, PROMPT, home=tmp_path, workdir=work, model=model, allowed_tools=("Read",))
+    first = claude.run(recorded.url, PROMPT, home=tmp_path, workdir=work, model=model, allowed_tools=("Read",))
     assert first.exit_code == 0, (first.output, first.stderr[-2000:])
     assert SECRET in first.result and first.output.get("num_turns", 0) >= 2
     tool_results = [r for r in scripted.received if r.body and r.body["messages"][-1]["role"] == "tool"]
     assert tool_results and SECRET in tool_results[-1].body["messages"][-1]["content"]
+
+    if model == "local":  # the committed fixture has the shape this version really sends
+        turn2 = recorded.seen[-1]
+        fixture = load(f"claude-code-{claude.version}-turn2.json")
+        assert turn2.path == fixture["path"]
+        assert client_shape(turn2.body) == client_shape(fixture["body"])
+        assert tool_names(turn2.body) == tool_names(fixture["body"])
 
     calls = scripted.chat_calls
     again = claude.run(proxy.url, PROMPT, home=tmp_path, workdir=work, model=model, allowed_tools=("Read",))

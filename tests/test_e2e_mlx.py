@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+from tests.rig.request_shape import FIXTURES
 BILLING = "x-anthropic-billing-header: cc_version=2.0.14; cc_entrypoint=cli; cch={nonce};\n"
 # Fields whose presence depends on the server's build, not on the response's shape.
 SERVER_SPECIFIC = {"system_fingerprint"}

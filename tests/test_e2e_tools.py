@@ -11,6 +11,7 @@ import json
 import anthropic
 import openai
 import pytest
+from tests.rig.request_shape import FIXTURES
 
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 CHAT_TOOLS = [
@@ -114,24 +115,22 @@ def test_tool_round_trip_over_openai_responses(mlx_tool_server, start_proxy):
 
 
 def test_captured_anyclaude_bodies_are_served_by_the_real_server(mlx_tool_server, start_proxy):
-    """The real request bodies anyclaude sends (chat from the anyclaude-local fork, Responses
-    from anyclaude 1.2.1: Claude Code's system prompt, its 14 tools, a tool round trip) go
+    """Request bodies of the shape anyclaude sends (chat from the anyclaude-local fork, Responses
+    from anyclaude 1.2.1: a system prompt of Claude Code's size, its 14 tools, a tool round trip) go
     through the proxy to the stock server and come back as valid streams."""
-    from pathlib import Path
 
     import httpx
 
     from tests.rig.event_checkers import check_responses_stream, parse_sse
-    fixtures = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
     server = mlx_tool_server("raw")
     proxy = start_proxy(server.url)
-    responses = json.loads((fixtures / "anyclaude-responses-turn2.json").read_text())["body"]
+    responses = json.loads((FIXTURES / "anyclaude-responses-turn2.json").read_text())["body"]
     raw = httpx.post(proxy.url + "/v1/responses", json=responses, timeout=120).content
     final = check_responses_stream(parse_sse(raw))
     assert final is not None
     # the last input item is a tool result: the fixture model answers its tool-result reply
     assert server.model.case("tool_result").reply in raw.decode()
-    chat = json.loads((fixtures / "anyclaude-chat-completions-turn1.json").read_text())["body"]
+    chat = json.loads((FIXTURES / "anyclaude-chat-completions-turn1.json").read_text())["body"]
     r = httpx.post(proxy.url + "/v1/chat/completions", json=chat, timeout=120)
     data = [line[6:] for line in r.text.splitlines() if line.startswith("data: ")]
     assert r.status_code == 200 and data[-1] == "[DONE]"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import orjson
 import pytest
@@ -12,7 +11,7 @@ from proxy.errors import ProxyError
 from proxy.normalize import (UPSTREAM_SAMPLING_DEFAULTS, NormalizeConfig, VolatileRules, normalize_chat,
                              normalize_completions, parse_body, sampling_defaults_from_server_args)
 
-FIXTURES = Path(__file__).parents[2] / "shared" / "fixtures"
+from tests.rig.request_shape import FIXTURES
 CFG = NormalizeConfig.from_settings(Settings())
 BILLING = "x-anthropic-billing-header: cc_version=2.0.14; cc_entrypoint=cli; cch=4f2a9;\n"
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from proxy.normalize import NormalizeConfig, normalize_chat
 from proxy.translate import messages, responses
+from tests.rig.request_shape import FIXTURES
 
 CFG = NormalizeConfig(upstream_model="default_model", default_max_tokens=8192, model_identity="m")
 SCHEMA = {"type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}
@@ -76,7 +76,7 @@ def test_a_different_tool_result_is_a_different_entry() -> None:
 
 def test_anyclaude_turn1_over_chat_equals_its_responses_and_messages_forms() -> None:
     """The captured chat body (real Claude Code prompt and tools) rebuilt in the other protocols."""
-    fixture = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "anyclaude-chat-completions-turn1.json"
+    fixture = FIXTURES / "anyclaude-chat-completions-turn1.json"
     chat = json.loads(fixture.read_text())["body"]
     system, user = chat["messages"]
     flat_tools = [{"type": "function", **t["function"]} for t in chat["tools"]]

@@ -7,7 +7,6 @@ captured anyclaude body) in Anthropic's shape.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import anthropic
 import httpx2 as httpx  # the transport library the openai and anthropic SDKs use here
@@ -23,7 +22,7 @@ from proxy.translate.base import ResponseContext
 from proxy.translate.messages import MessagesStreamRenderer, estimate_tokens, render_json, to_chat
 from tests.rig.event_checkers import check_messages_stream, parse_sse
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+from tests.rig.request_shape import FIXTURES
 TURN2 = json.loads((FIXTURES / "anyclaude-responses-turn2.json").read_text())["body"]
 # Claude Code's tools as it sends them to Anthropic (name, description, input_schema).
 CLAUDE_TOOLS = [{"name": t["name"], "description": t["description"], "input_schema": t["parameters"]}

@@ -6,7 +6,6 @@ SDK's own types and fed through its stream accumulator over an httpx MockTranspo
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx2 as httpx  # the transport library the openai and anthropic SDKs use here
 import openai
@@ -22,7 +21,7 @@ from proxy.translate.base import ResponseContext
 from proxy.translate.responses import ResponsesStreamRenderer, render_json, to_chat
 from tests.rig.event_checkers import check_responses_stream, parse_sse
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+from tests.rig.request_shape import FIXTURES
 TURN2 = json.loads((FIXTURES / "anyclaude-responses-turn2.json").read_text())["body"]
 CHAT_TURN1 = json.loads((FIXTURES / "anyclaude-chat-completions-turn1.json").read_text())["body"]
 
