@@ -13,6 +13,7 @@ from bodies captured between the real client and a recording server.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -37,8 +38,10 @@ _DESCRIPTION_KEYS = frozenset({"description"})
 _VENDOR_ROLES = frozenset({"system", "developer"})
 
 
-def generated(text: str, rng: random.Random) -> str:
-    """Words of the same length as `text`, line by line; tags and leading markdown are kept."""
+def generated(text: str) -> str:
+    """Words of the same length as `text`, line by line; tags and leading markdown are kept.
+    Seeded by the text itself: the same prose in two captures becomes the same words."""
+    rng = random.Random(hashlib.sha256(text.encode()).digest())
     out = []
     for line in text.split("\n"):
         lead = _LEAD.match(line).group(0)
@@ -59,23 +62,21 @@ def _words(n: int, rng: random.Random) -> str:
     return text[:n]
 
 
-def _prose(text: str, rng: random.Random) -> str:
+def _prose(text: str) -> str:
     if _BILLING.match(text):
         return re.sub(r"cch=[0-9a-f]+", "cch=00000", text)
-    return generated(text, rng)
+    return generated(text)
 
 
-def _reminders(text: str, rng: random.Random) -> str:
+def _reminders(text: str) -> str:
     """Only the system reminders inside a user's text or a tool's output are the vendor's."""
-    return _REMINDER.sub(lambda m: m.group(1) + generated(m.group(2), rng) + m.group(3), text)
+    return _REMINDER.sub(lambda m: m.group(1) + generated(m.group(2)) + m.group(3), text)
 
 
-def reshape(body: Any, seed: int = 0) -> Any:
-    rng = random.Random(seed)
-
+def reshape(body: Any) -> Any:
     def walk(value: Any, vendor: bool) -> Any:
         if isinstance(value, str):  # vendor: a system text; otherwise the user's or a tool's
-            return _prose(value, rng) if vendor else _reminders(value, rng)
+            return _prose(value) if vendor else _reminders(value)
         if isinstance(value, list):
             return [walk(v, vendor) for v in value]
         if not isinstance(value, dict):
@@ -96,7 +97,7 @@ def reshape(body: Any, seed: int = 0) -> Any:
     def _tool(tool: Any) -> Any:
         """Names and schemas stay; every description in it is generated."""
         if isinstance(tool, dict):
-            return {k: (_prose(v, rng) if k in _DESCRIPTION_KEYS and isinstance(v, str) else _tool(v))
+            return {k: (_prose(v) if k in _DESCRIPTION_KEYS and isinstance(v, str) else _tool(v))
                     for k, v in tool.items()}
         if isinstance(tool, list):
             return [_tool(t) for t in tool]
