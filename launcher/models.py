@@ -1,4 +1,4 @@
-"""What `--model` names: the built-in offline model, a local folder, or a hub repository.
+"""What `--model` names: a built-in offline model, a local folder, or a hub repository.
 
 The fingerprint identifies the served model in cache keys: two Macs sharing a Redis cache
 serve each other's answers only when they run the same checkpoint, whatever path it sits at.
@@ -18,6 +18,21 @@ _WEIGHT_SUFFIXES = (".safetensors", ".npz", ".gguf")
 FINGERPRINT_HEX_CHARS = 16
 
 
+def _tiny_random() -> Path:
+    from .tiny_model import tiny_random_path
+    return tiny_random_path()
+
+
+def _smollm2() -> Path:
+    from .smollm2 import smollm2_path
+    return smollm2_path()
+
+
+# Built-in models: name -> what builds (or finds) its folder on this machine, with no hub.
+# tiny-random: noise, for speed (tests, CI); smollm2-135m: a real instruct model from PyPI.
+BUILT_IN = {TINY_RANDOM: _tiny_random, "smollm2-135m": _smollm2}
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     name: str  # the --model value as given (shown to clients as the served model)
@@ -30,10 +45,9 @@ class ResolvedModel:
 
 
 def resolve_model(name: str) -> ResolvedModel:
-    """Map the --model value to what the child loads; builds tiny-random on first use."""
-    if name == TINY_RANDOM:
-        from .tiny_model import tiny_random_path
-        return ResolvedModel(name, str(tiny_random_path()), local=True)
+    """Map the --model value to what the child loads; builds a built-in model on first use."""
+    if name in BUILT_IN:
+        return ResolvedModel(name, str(BUILT_IN[name]()), local=True)
     expanded = os.path.expanduser(name)
     if os.path.isdir(expanded):
         return ResolvedModel(name, os.path.abspath(expanded), local=True)

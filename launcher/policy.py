@@ -74,7 +74,7 @@ def retry_after_seconds(delay: float, last_load_seconds: float | None) -> int:
 
 
 def server_args(model_path: str, host: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
-    """mlx_lm.server's own arguments (after `python -m launcher.child`)."""
+    """mlx_lm.server's own arguments (after `python -m launcher.mlx_lm_server`)."""
     return ["--model", model_path, "--host", host, "--port", str(port), *extra]
 
 

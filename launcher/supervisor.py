@@ -146,7 +146,7 @@ class Supervisor:
         # Its own session: a terminal's Ctrl-C reaches only the launcher, which drains first.
         # stdin is the orphan guard's pipe: kept open, never written.
         self._proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "launcher.child", *args,
+            self.python, "-m", "launcher.mlx_lm_server", *args,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             env=child_env(os.environ, self.cfg.offline), start_new_session=True)
         log.info("started mlx_lm.server pid=%d port=%d: mlx_lm.server %s", self._proc.pid,

@@ -144,6 +144,9 @@ def test_serves_through_the_proxy_and_stops_cleanly_on_sigterm(launch):
     assert status == 200
     assert body["model"] == "tiny-random"
     assert body["usage"]["completion_tokens"] == 3
+    # a user finds the server by its name: `ps -e` shows mlx_lm.server, `pgrep -f mlx_lm` finds it
+    assert Path(f"/proc/{child}/comm").read_text().strip() == "mlx_lm.server"
+    assert "mlx_lm" in Path(f"/proc/{child}/cmdline").read_text()
     assert run.signal(signal.SIGTERM) == 0
     assert wait_gone(child)
     assert "exited with status -15" in run.output
@@ -251,9 +254,9 @@ def test_child_exits_when_the_launcher_is_killed(launch):
 
 def test_orphan_guard_ends_the_server_when_its_pipe_closes(tiny_model_path):
     """The guard that works on macOS too: EOF on stdin (the launcher's pipe) ends the child."""
-    from launcher.child import ORPHANED_EXIT_CODE
+    from launcher.mlx_lm_server import ORPHANED_EXIT_CODE
 
-    child = subprocess.Popen([sys.executable, "-m", "launcher.child", "--model", tiny_model_path,
+    child = subprocess.Popen([sys.executable, "-m", "launcher.mlx_lm_server", "--model", tiny_model_path,
                               "--port", str(free_port())], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              env=dict(os.environ, HF_HUB_OFFLINE="1"))

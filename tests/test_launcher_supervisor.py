@@ -1,7 +1,7 @@
 """Supervisor paths the real server cannot be made to take on demand, with a stand-in child:
 a generation thread that dies after the model loaded, the give-up rule and the backoff reset.
 
-The stand-in is started exactly as the real one (`PYTHON -m launcher.child ARGS`), with PYTHON
+The stand-in is started exactly as the real one (`PYTHON -m launcher.mlx_lm_server ARGS`), with PYTHON
 a script that runs a small HTTP server speaking just enough of mlx_lm.server's protocol.
 """
 from __future__ import annotations
@@ -45,7 +45,7 @@ def fake_python(tmp_path: Path) -> str:
     server = tmp_path / "fake_server.py"
     server.write_text(FAKE_SERVER)
     script = tmp_path / "python"
-    # `python -m launcher.child ARGS` -> the fake server with ARGS
+    # `python -m launcher.mlx_lm_server ARGS` -> the fake server with ARGS
     script.write_text(f'#!/bin/sh\nshift 2\nexec {sys.executable} {server} "$@"\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)

@@ -1,4 +1,4 @@
-"""`python -m launcher.child ARGS`: run the stock mlx_lm.server, and die with the launcher.
+"""`python -m launcher.mlx_lm_server ARGS`: run the stock mlx_lm.server, and die with the launcher.
 
 mlx_lm.server keeps running when its parent dies (even SIGKILLed), holding gigabytes of
 weights and its port. This bootstrap starts a daemon thread that blocks reading stdin, a pipe
@@ -6,6 +6,8 @@ whose only writer is the launcher: when the launcher is gone, for whatever reaso
 returns EOF and the process exits at once. Then it calls mlx_lm.server's own `main()` with
 ARGS, exactly as the `mlx_lm.server` console script does; the server itself is not touched.
 Works on macOS and Linux; on Linux the kernel's parent-death signal backs it up.
+The module's name puts `mlx_lm` in the command line (`ps`, `pgrep -f mlx_lm`); on Linux the
+process name (`ps -e`, top) is set to `mlx_lm.server` as well.
 """
 from __future__ import annotations
 
@@ -28,27 +30,33 @@ def _exit_when_parent_gone(fd: int) -> None:
             continue
         except OSError:
             break
-    print("launcher.child: launcher is gone; mlx_lm.server exits", file=sys.stderr, flush=True)
+    print("mlx_lm.server: the launcher is gone; exiting", file=sys.stderr, flush=True)
     os._exit(ORPHANED_EXIT_CODE)
 
 
-def _set_parent_death_signal() -> None:
-    """Linux only: ask the kernel to SIGKILL us when the launcher's spawning thread ends."""
+# The name `ps -e` and top show on Linux (at most 15 bytes).
+PROCESS_NAME = b"mlx_lm.server"
+
+
+def _prctl_linux() -> None:
+    """Linux only: ask the kernel to SIGKILL us when the launcher's spawning thread ends, and
+    name the process after the server it runs."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
-    pr_set_pdeathsig = 1
+    pr_set_pdeathsig, pr_set_name = 1, 15
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(pr_set_name, ctypes.c_char_p(PROCESS_NAME), 0, 0, 0)
     except (OSError, AttributeError):
-        pass  # the stdin guard alone still covers it
+        pass  # the stdin guard alone still covers the launcher's death
 
 
 def main(argv: list[str]) -> None:
     launcher_pid = os.getppid()
-    _set_parent_death_signal()
+    _prctl_linux()
     if os.getppid() != launcher_pid or launcher_pid == 1:
         os._exit(ORPHANED_EXIT_CODE)  # the launcher died before the signal was armed
     threading.Thread(target=_exit_when_parent_gone, args=(sys.stdin.fileno(),),
