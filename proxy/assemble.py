@@ -4,7 +4,9 @@ Reads the OpenAI chat-completion chunks an upstream streams (content, reasoning,
 tool_calls, finish_reason, the usage chunk) and produces the canonical events: text passes
 through the tool-call scanner, so calls written as text become ToolCallDeltas; structured
 calls from the upstream are normalized; every call gets the next index, whichever source it
-came from. The finish reason is decided once, here, from what was actually extracted.
+came from. Structured calls are gathered from their fragments and released whole when the
+message finishes (toolcalls/fragments.py). The finish reason is decided once, here, from what
+was actually extracted.
 """
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ from collections.abc import Callable
 from .completion import Event, Finish, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage, new_call_id
 from .errors import ProxyError
 from .toolcalls import ToolCallScanner, normalize_upstream_calls
+from .toolcalls.fragments import StructuredCalls
 
 
 class StreamAssembler:
     def __init__(self, tools: list[dict] | None, new_id: Callable[[], str] = new_call_id) -> None:
         self._scanner = ToolCallScanner(tools, new_id)
+        self._structured = StructuredCalls()
         self._new_id = new_id
         self._calls = 0
         self._ids: set[str] = set()
@@ -43,21 +47,28 @@ class StreamAssembler:
                 out.extend(self._number(self._scanner.feed(content)))
             raw_calls = delta.get("tool_calls")
             if isinstance(raw_calls, list) and raw_calls:
-                calls, unusable = normalize_upstream_calls(raw_calls, self._new_id)
-                if unusable:  # shown as text rather than dropped, as the stock server would
-                    out.append(TextDelta(unusable))
-                out.extend(self._number([ToolCallDelta(0, call) for call in calls]))
+                self._structured.feed(raw_calls)
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason:
             self.finish_reason = reason
+            out.extend(self._release_structured())
         return out
+
+    def _release_structured(self) -> list[Event]:
+        """The upstream's own calls, once its message is finished and they are whole."""
+        if not self._structured:
+            return []
+        calls, unusable = normalize_upstream_calls(self._structured.release(), self._new_id)
+        out: list[Event] = [TextDelta(unusable)] if unusable else []  # shown, never dropped
+        return out + self._number([ToolCallDelta(0, call) for call in calls])
 
     def finish(self) -> list[Event]:
         """The stream reached [DONE]: flush held-back text, decide the finish reason."""
         if self.finish_reason is None:
             raise ProxyError("upstream_error", "upstream stream ended without a finish reason")
+        out = self._release_structured()
         events, _ = self._scanner.finish(self.finish_reason)
-        out = self._number(events)
+        out += self._number(events)
         if self._calls:  # whitespace held back between the upstream's own calls is glue, not content
             out = [ev for ev in out if not (isinstance(ev, TextDelta) and not ev.text.strip())]
         reason = self.finish_reason
