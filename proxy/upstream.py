@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
+from .clocks import Clock, chunk_has_token
 from .config import Settings
 from .errors import ProxyError
 from .sse import SSEDecoder
@@ -95,22 +96,14 @@ class UpstreamClient:
         """POST a streaming request; yield each `data:` JSON object and each comment, until [DONE].
 
         Raises ProxyError: upstream_unreachable/upstream_error/upstream_rejected before the stream
-        starts, upstream_timeout for any of the clocks, upstream_bad_response for garbage, and
-        upstream_error when the stream ends without [DONE].
+        starts, upstream_timeout when a clock runs out (see proxy/clocks.py: bytes without a
+        token do not count as progress), upstream_bad_response for garbage, and upstream_error
+        when the stream ends without [DONE].
         """
-        s = self.settings
-        start = time.monotonic()
+        clock = self.clock()
         payload = orjson.dumps(body)  # bytes -> aiohttp sends Content-Length, never chunked
-        try:
-            resp_cm = self.session.post(self.base + path, data=payload,
-                                        headers={"Content-Type": "application/json",
-                                                 "Accept": "text/event-stream"})
-            async with asyncio.timeout(min(s.first_token_timeout, s.total_timeout)):
-                resp = await resp_cm
-        except TimeoutError:
-            raise ProxyError("upstream_timeout", "upstream sent no response headers in time") from None
-        except aiohttp.ClientError as e:
-            raise ProxyError("upstream_unreachable", f"upstream unreachable: {type(e).__name__}") from None
+        resp = await self.open(clock, "POST", path, payload,
+                                {"Content-Type": "application/json", "Accept": "text/event-stream"})
         try:
             if resp.status != 200:
                 raise map_upstream_status(resp.status, await _read_bounded(resp))
@@ -119,23 +112,8 @@ class UpstreamClient:
                 raise ProxyError("upstream_bad_response",
                                  f"upstream answered {resp.content_type or 'no content type'} instead of an event stream")
             decoder = SSEDecoder()
-            got_data = False
             while True:
-                elapsed = time.monotonic() - start
-                phase = s.idle_timeout if got_data else s.first_token_timeout
-                wait = min(phase, s.total_timeout - elapsed)
-                if wait <= 0:
-                    raise ProxyError("upstream_timeout", "generation exceeded the total timeout")
-                try:
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-                    # that lands as a chunk arrives, and a cancelled generation must stop.
-                    async with asyncio.timeout(wait):
-                        chunk = await resp.content.readany()
-                except TimeoutError:
-                    which = "between tokens" if got_data else "before the first token"
-                    raise ProxyError("upstream_timeout", f"upstream was silent too long {which}") from None
-                except aiohttp.ClientError:
-                    raise ProxyError("upstream_error", "upstream closed the connection mid-stream") from None
+                chunk = await self.read_within(clock, resp)
                 events = decoder.feed(chunk) if chunk else decoder.close()
                 for ev in events:
                     if ev.data is None:
@@ -144,20 +122,59 @@ class UpstreamClient:
                         continue
                     if ev.data.strip() == "[DONE]":
                         return
-                    try:
-                        obj = orjson.loads(ev.data)
-                    except orjson.JSONDecodeError:
-                        raise ProxyError("upstream_bad_response", "upstream sent an event that is not JSON") from None
-                    if not isinstance(obj, dict):
-                        raise ProxyError("upstream_bad_response", "upstream sent an event that is not an object")
-                    if "error" in obj and "choices" not in obj:
-                        raise ProxyError("upstream_error", f"upstream: {_error_message(500, ev.data.encode())}")
-                    got_data = True
+                    obj = _event_object(ev.data)
+                    if chunk_has_token(obj):
+                        clock.token(time.monotonic())
                     yield obj
                 if not chunk:
                     raise ProxyError("upstream_error", "upstream closed the stream before it finished")
         finally:
             resp.close()  # closing mid-stream drops the connection: mlx_lm.server stops generating
+
+    def clock(self) -> Clock:
+        s = self.settings
+        return Clock(s.first_token_timeout, s.idle_timeout, s.total_timeout, time.monotonic())
+
+    async def open(self, clock: Clock, method: str, path: str, body: bytes | None,
+                    headers: dict[str, str]) -> aiohttp.ClientResponse:
+        """Send a request; its response headers must come within the clock's first budget."""
+        wait, which = clock.remaining(time.monotonic())
+        try:
+            async with asyncio.timeout(wait):
+                return await self.session.request(method, self.base + path, data=body, headers=headers,
+                                                  allow_redirects=False)
+        except TimeoutError:
+            raise ProxyError("upstream_timeout", "no response headers: " + clock.message(which)) from None
+        except aiohttp.ClientError as e:
+            raise ProxyError("upstream_unreachable", f"upstream unreachable: {type(e).__name__}") from None
+
+    @staticmethod
+    async def read_within(clock: Clock, resp: aiohttp.ClientResponse) -> bytes:
+        """The next piece of the body (b"" at its end) before the clock runs out."""
+        wait, which = clock.remaining(time.monotonic())
+        if wait <= 0:
+            raise ProxyError("upstream_timeout", clock.message(which))
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that lands as a chunk arrives, and a cancelled generation must stop.
+            async with asyncio.timeout(wait):
+                return await resp.content.readany()
+        except TimeoutError:
+            raise ProxyError("upstream_timeout", clock.message(which)) from None
+        except aiohttp.ClientError:
+            raise ProxyError("upstream_error", "upstream closed the connection mid-stream") from None
+
+
+def _event_object(data: str) -> dict:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ProxyError("upstream_bad_response", "upstream sent an event that is not JSON") from None
+    if not isinstance(obj, dict):
+        raise ProxyError("upstream_bad_response", "upstream sent an event that is not an object")
+    if "error" in obj and "choices" not in obj:
+        raise ProxyError("upstream_error", f"upstream: {_error_message(500, data.encode())}")
+    return obj
 
 
 async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:

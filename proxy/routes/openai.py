@@ -31,7 +31,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     except ProxyError as e:
         return error_response(e, e.openai_body())
     body["model"] = state.settings.upstream_model
-    return await relay(request, "/v1/completions", orjson.dumps(body))
+    return await relay(request, "/v1/completions", orjson.dumps(body), counts_tokens=True)
 
 
 def model_list(state: AppState) -> list[dict]:

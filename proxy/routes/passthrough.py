@@ -5,41 +5,76 @@ chunk by chunk as they arrive (SSE included, comments and all), never buffered w
 """
 from __future__ import annotations
 
-import asyncio
+import logging
+import time
 
-import aiohttp
+import orjson
 from aiohttp import web
 
+from ..clocks import chunk_has_token
 from ..errors import ProxyError
+from ..logs import note_error
+from ..sse import SSEDecoder, encode_json
 from ..upstream import HOP_BY_HOP
 from .body import read_body
 from .serve import error_response
 from .state import STATE_KEY, AppState
+
+log = logging.getLogger("mlx_proxy.relay")
 
 
 def end_to_end(headers) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
 
 
-async def relay(request: web.Request, path: str, body: bytes | None) -> web.StreamResponse:
+async def relay(request: web.Request, path: str, body: bytes | None, counts_tokens: bool = False
+                ) -> web.StreamResponse:
+    """Forward the request; stream the answer back as it arrives, under the upstream clocks.
+    `counts_tokens`: the answer is a generation (legacy completions), so only an event that
+    carries generated text is progress; elsewhere any byte is."""
     state: AppState = request.app[STATE_KEY]
+    clock = state.upstream.clock()
     try:
-        upstream = await state.upstream.request(request.method, path, body, end_to_end(request.headers))
+        upstream = await state.upstream.open(clock, request.method, path, body, end_to_end(request.headers))
     except ProxyError as e:
         return error_response(e, e.openai_body())
     try:
         headers = end_to_end(upstream.headers)
         resp = web.StreamResponse(status=upstream.status, headers=headers)
         await resp.prepare(request)
+        progress = _token_progress() if counts_tokens and upstream.content_type == "text/event-stream" else None
         try:
-            async for chunk in upstream.content.iter_any():
+            while chunk := await state.upstream.read_within(clock, upstream):
+                if progress is None or progress(chunk):
+                    clock.token(time.monotonic())
                 await resp.write(chunk)
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            pass  # the upstream went away mid-body: end ours the same way (truncated)
+        except ProxyError as e:  # the upstream went silent or away mid-body: end ours the same way
+            note_error(e.code)
+            log.warning("relay of %s cut: %s", request.path, e.message)
+            if upstream.content_type == "text/event-stream":  # an error event, as chat streams end
+                await resp.write(encode_json(e.openai_body()))
+            return resp  # without write_eof: the client sees a truncated body
         await resp.write_eof()
         return resp
     finally:
-        upstream.release()
+        upstream.close()
+
+
+def _token_progress():
+    """A reader of an SSE body: for each piece, whether it completed an event with a token."""
+    decoder = SSEDecoder()
+
+    def progress(chunk: bytes) -> bool:
+        found = False
+        for ev in decoder.feed(chunk):
+            if ev.data and ev.data.strip() != "[DONE]":
+                try:
+                    found = found or chunk_has_token(orjson.loads(ev.data))
+                except orjson.JSONDecodeError:
+                    pass
+        return found
+
+    return progress
 
 
 async def passthrough(request: web.Request) -> web.StreamResponse:

@@ -37,6 +37,10 @@ class Script:
     stall_after: int | None = None  # stop sending (keep the socket open) after N events
     close_after: int | None = None  # drop the connection after N events
     send_done: bool = True
+    # After `trickle_after` events, send one byte every `trickle` seconds for ever (an SSE
+    # comment, byte by byte): bytes that carry no token.
+    trickle: float | None = None
+    trickle_after: int = 0
 
 
 @dataclass
@@ -80,6 +84,8 @@ class ScriptedUpstream:
     async def _start(self) -> None:
         app = web.Application(client_max_size=1 << 30)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._chat)  # legacy completions: the same scripts
+        app.router.add_post("/v1/slow/{tail:.*}", self._chat)  # a passthrough path that streams
         app.router.add_get("/health", self._health)
         app.router.add_route("*", "/{tail:.*}", self._echo)
         self._runner = web.AppRunner(app, handler_cancellation=True)
@@ -134,6 +140,8 @@ class ScriptedUpstream:
             if s.comments_during_first_delay and waited < s.first_delay:
                 await resp.write(f": keepalive {int(waited * 10)}/{int(s.first_delay * 10)}\n\n".encode())
         for i, ev in enumerate(events):
+            if s.trickle is not None and i >= s.trickle_after:
+                await _trickle(resp, s.trickle)
             if i and s.delay:
                 await asyncio.sleep(s.delay)
             if s.close_after is not None and i >= s.close_after:
@@ -146,6 +154,13 @@ class ScriptedUpstream:
             await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+
+async def _trickle(resp: web.StreamResponse, every: float) -> None:
+    while True:
+        for byte in b": keepalive\n\n":
+            await resp.write(bytes([byte]))
+            await asyncio.sleep(every)
 
 
 def _chunk(delta: dict, finish: str | None = None) -> dict:
