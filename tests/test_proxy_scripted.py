@@ -144,4 +144,5 @@ def test_completions_relay_pins_the_model(scripted, start_proxy, path):
     proxy = start_proxy(scripted.url)
     r = httpx.post(proxy.url + path, json={"model": "gpt-3.5-turbo-instruct", "prompt": "hi"})
     assert r.status_code == 200
-    assert json.loads(r.json()["body"])["model"] == "default_model"
+    assert scripted.received[-1].path == "/v1/completions"
+    assert scripted.received[-1].body["model"] == "default_model"
