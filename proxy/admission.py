@@ -65,6 +65,12 @@ class Admission:
         self.rejected = 0
         self.max_wait = 0.0
 
+    def set_capacity(self, max_concurrency: int) -> None:
+        """A new cap (once the upstream says what it takes); waiters move up into new slots."""
+        self.max_concurrency = max(1, max_concurrency)
+        while self.running < self.max_concurrency and self._grant_next():
+            pass
+
     @property
     def queued(self) -> int:
         return sum(1 for w in self._heap if not w.future.done())
@@ -106,12 +112,18 @@ class Admission:
 
     def _release(self) -> None:
         self.running -= 1
+        if self.running < self.max_concurrency:
+            self._grant_next()
+
+    def _grant_next(self) -> bool:
+        """Hand a free slot to the first live waiter; False when none waits."""
         while self._heap:
             w = heapq.heappop(self._heap)
             if not w.future.done():
                 self.running += 1
                 w.future.set_result(None)
-                return
+                return True
+        return False
 
     def to_json(self) -> dict:
         by_class = {name: 0 for name in CLASS_NAMES.values()}

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .completion import Event, Finish, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage, new_call_id
+from .completion import Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage, new_call_id
+from .clocks import chunk_has_output
 from .errors import ProxyError
 from .toolcalls import ToolCallScanner, normalize_upstream_calls
 from .toolcalls.fragments import StructuredCalls
 
 
 class StreamAssembler:
-    def __init__(self, tools: list[dict] | None, new_id: Callable[[], str] = new_call_id) -> None:
+    def __init__(self, tools: list[dict] | None, new_id: Callable[[], str] = new_call_id,
+                 estimate_prompt: Callable[[], int] = lambda: 0) -> None:
+        """`estimate_prompt`: the prompt's size, for an upstream whose stream reports no usage."""
         self._scanner = ToolCallScanner(tools, new_id)
         self._structured = StructuredCalls()
         self._new_id = new_id
@@ -27,11 +30,15 @@ class StreamAssembler:
         self._ids: set[str] = set()
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self._estimate_prompt = estimate_prompt
+        self._token_chunks = 0  # chunks that carried output: a token each on the servers that stream tokens
 
     def feed(self, chunk: dict) -> list[Event]:
         usage = Usage.from_openai(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
+        if chunk_has_output(chunk):
+            self._token_chunks += 1
         out: list[Event] = []
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
@@ -48,6 +55,9 @@ class StreamAssembler:
             raw_calls = delta.get("tool_calls")
             if isinstance(raw_calls, list) and raw_calls:
                 self._structured.feed(raw_calls)
+        logprobs = choice.get("logprobs")
+        if isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list) and logprobs["content"]:
+            out.append(Logprobs(tuple(logprobs["content"])))
         reason = choice.get("finish_reason")
         if isinstance(reason, str) and reason:
             self.finish_reason = reason
@@ -76,8 +86,13 @@ class StreamAssembler:
             # tool_calls only when calls came out of a completed message; mlx_lm.server says
             # tool_calls even when it dropped the only call it could not parse.
             reason = "tool_calls" if self._calls else ("stop" if reason == "tool_calls" else reason)
-        out.append(Finish(reason, self.usage))
+        out.append(Finish(reason, self.usage or self._counted_usage()))
         return out
+
+    def _counted_usage(self) -> Usage:
+        """Usage for an upstream that streams none (llama-cpp-python): the prompt estimated, the
+        output counted in chunks that carried some; marked as the proxy's count."""
+        return Usage(self._estimate_prompt(), self._token_chunks, estimated=True)
 
     def _number(self, events: list[Event]) -> list[Event]:
         """Give each call the next index, and an id no earlier call of this message has

@@ -89,11 +89,13 @@ def _validate(s: Settings) -> None:
     if not 0 < s.port < 65536:
         raise ConfigError(f"port out of range: {s.port}")
     for name in ("connect_timeout", "first_token_timeout", "idle_timeout", "total_timeout",
-                 "keepalive_interval", "max_concurrency", "max_body_bytes", "cache_ttl"):
+                 "keepalive_interval", "max_body_bytes", "cache_ttl"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(s, name)!r}")
     if s.max_queue < 0:
         raise ConfigError("max_queue must be >= 0")
+    if s.max_concurrency < 0:
+        raise ConfigError("max_concurrency must be >= 0 (0: what the upstream takes)")
     if not s.upstream.startswith(("http://", "https://")):
         raise ConfigError(f"upstream must be an http(s) URL, got {s.upstream!r}")
     if s.log_format not in ("text", "json"):

@@ -51,19 +51,27 @@ class Clock:
         return f"upstream made no progress {CLOCK_NAMES[which]} ({which.replace('_', '-')} timeout {limit:g} s)"
 
 
-def chunk_has_token(chunk: dict) -> bool:
+def chunk_has_output(chunk: dict) -> bool:
     """Whether an OpenAI chat/completions chunk carries generated output (text, reasoning, a
-    tool call fragment) or the end of the message; a role-only or usage-only chunk does not."""
+    tool call fragment); a role-only or usage-only chunk does not."""
     choices = chunk.get("choices")
     if not isinstance(choices, list):
         return False
     for choice in choices:
         if not isinstance(choice, dict):
             continue
-        if choice.get("finish_reason") or choice.get("text"):
+        if choice.get("text"):
             return True
         delta = choice.get("delta") or choice.get("message")
         if isinstance(delta, dict) and any(delta.get(k) for k in ("content", "reasoning", "reasoning_content",
                                                                    "tool_calls")):
             return True
     return False
+
+
+def chunk_has_token(chunk: dict) -> bool:
+    """Progress for the clocks: output, or the end of the message."""
+    if chunk_has_output(chunk):
+        return True
+    choices = chunk.get("choices")
+    return isinstance(choices, list) and any(isinstance(c, dict) and c.get("finish_reason") for c in choices)

@@ -37,6 +37,8 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int | None = None  # prompt tokens the upstream's KV cache already had
+    # Counted by the proxy, not reported by the upstream (its stream had no usage chunk).
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -47,7 +49,17 @@ class Usage:
                      "total_tokens": self.total_tokens}
         if self.cached_tokens is not None:
             out["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.estimated:
+            out["estimated"] = True  # the proxy's count: the upstream reported none
         return out
+
+    def to_row(self) -> list:
+        """Compact form for cache entries and the cross-proxy relay."""
+        return [self.prompt_tokens, self.completion_tokens, self.cached_tokens, self.estimated]
+
+    @classmethod
+    def from_row(cls, row: list | None) -> Usage | None:
+        return None if row is None else cls(*row)  # entries written before `estimated` have 3
 
     @classmethod
     def from_openai(cls, u: dict | None) -> Usage | None:
@@ -79,12 +91,18 @@ class ToolCallDelta:
 
 
 @dataclass(frozen=True)
+class Logprobs:
+    """Token log-probabilities as the upstream sent them (OpenAI's `logprobs.content` entries)."""
+    entries: tuple
+
+
+@dataclass(frozen=True)
 class Finish:
     finish_reason: str  # stop | length | tool_calls | ...
     usage: Usage | None = None
 
 
-Event = TextDelta | ReasoningDelta | ToolCallDelta | Finish
+Event = TextDelta | ReasoningDelta | ToolCallDelta | Logprobs | Finish
 
 
 # --- the completion ---------------------------------------------------------------------------
@@ -98,6 +116,7 @@ class Completion:
     usage: Usage | None = None
     model: str = ""
     created: int = 0
+    logprobs: tuple | None = None  # token entries, when the client asked for them
 
     @property
     def has_output(self) -> bool:
@@ -112,6 +131,8 @@ class Completion:
         for text, kind in ((self.reasoning, ReasoningDelta), (self.content, TextDelta)):
             for i in range(0, len(text or ""), slice_chars):
                 yield kind(text[i:i + slice_chars])
+        if self.logprobs:
+            yield Logprobs(self.logprobs)
         for i, call in enumerate(self.tool_calls):
             yield ToolCallDelta(i, call)
         yield Finish(self.finish_reason, self.usage)
@@ -120,20 +141,18 @@ class Completion:
         return orjson.dumps({
             "content": self.content, "reasoning": self.reasoning, "finish_reason": self.finish_reason,
             "tool_calls": [[c.id, c.name, c.arguments] for c in self.tool_calls],
-            "usage": None if self.usage is None else [self.usage.prompt_tokens,
-                                                      self.usage.completion_tokens,
-                                                      self.usage.cached_tokens],
-            "model": self.model, "created": self.created,
+            "usage": None if self.usage is None else self.usage.to_row(),
+            "model": self.model, "created": self.created, "logprobs": self.logprobs,
         })
 
     @classmethod
     def from_json(cls, raw: bytes) -> Completion:
         d = orjson.loads(raw)
-        u = d.get("usage")
+        logprobs = d.get("logprobs")
         return cls(content=d["content"], reasoning=d.get("reasoning"), finish_reason=d["finish_reason"],
                    tool_calls=tuple(ToolCall(*c) for c in d.get("tool_calls") or ()),
-                   usage=None if u is None else Usage(*u), model=d.get("model", ""),
-                   created=int(d.get("created", 0)))
+                   usage=Usage.from_row(d.get("usage")), model=d.get("model", ""),
+                   created=int(d.get("created", 0)), logprobs=tuple(logprobs) if logprobs else None)
 
 
 @dataclass
@@ -144,6 +163,7 @@ class CompletionBuilder:
     _text: list[str] = field(default_factory=list)
     _reasoning: list[str] = field(default_factory=list)
     _calls: list[ToolCall] = field(default_factory=list)
+    _logprobs: list = field(default_factory=list)
     finish: Finish | None = None
 
     def add(self, ev: Event) -> None:
@@ -153,6 +173,8 @@ class CompletionBuilder:
             self._reasoning.append(ev.text)
         elif isinstance(ev, ToolCallDelta):
             self._calls.append(ev.call)
+        elif isinstance(ev, Logprobs):
+            self._logprobs.extend(ev.entries)
         elif isinstance(ev, Finish):
             self.finish = ev
 
@@ -165,4 +187,5 @@ class CompletionBuilder:
             raise ValueError("generation has not finished")
         return Completion(content="".join(self._text) or None, reasoning="".join(self._reasoning) or None,
                           tool_calls=tuple(self._calls), finish_reason=self.finish.finish_reason,
-                          usage=self.finish.usage, model=self.model, created=self.created)
+                          usage=self.finish.usage, model=self.model, created=self.created,
+                          logprobs=tuple(self._logprobs) or None)

@@ -42,9 +42,11 @@ class Settings:
     client_body_timeout: float = 60.0
 
     # --- upstream behaviour -----------------------------------------------------------------
-    # mlx_lm.server listens with a backlog of 5 and resets connections beyond it; it batches
-    # concurrent generations. 4 in flight keeps the batch busy and the backlog free.
-    max_concurrency: int = 4
+    # Generations sent to the upstream at once; 0 = what the upstream takes, from what it says
+    # it is (proxy/upstream_profile.py: 4 for mlx_lm.server, which batches and resets
+    # connections beyond its backlog of 5; llama.cpp's own slot count; 1 for
+    # llama-cpp-python, whose server cuts a running stream when another arrives; 1 when unknown).
+    max_concurrency: int = 0
     # Requests waiting for an upstream slot; beyond this the proxy answers 503 + Retry-After.
     max_queue: int = 64
     # Background requests wait behind interactive ones: Claude Code's `Warmup` probe and its

@@ -22,6 +22,7 @@ ERROR_TABLE: dict[str, tuple[int, str, str]] = {
     "request_timeout": (408, "invalid_request_error", "timeout_error"),
     "request_too_large": (413, "invalid_request_error", "request_too_large"),
     "upstream_rejected": (400, "invalid_request_error", "invalid_request_error"),
+    "context_length_exceeded": (400, "invalid_request_error", "invalid_request_error"),
     "upstream_error": (502, "upstream_error", "api_error"),
     "upstream_unreachable": (502, "upstream_error", "api_error"),
     "upstream_bad_response": (502, "upstream_error", "api_error"),

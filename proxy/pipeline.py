@@ -28,6 +28,7 @@ from .logs import note_generation, note_usage
 from .metrics import PipelineObserver
 from .normalize import ChatRequest
 from .relay import Publisher, decode_items
+from .tokens import estimate_tokens
 from .upstream import Comment, UpstreamClient
 from .upstream_status import UpstreamStatus
 
@@ -270,7 +271,7 @@ class Pipeline:
                     renewer.cancel()
 
     async def _stream(self, flight: Flight, req: ChatRequest) -> Completion:
-        assembler = StreamAssembler(req.tools)
+        assembler = StreamAssembler(req.tools, estimate_prompt=lambda: estimate_tokens(req.upstream_body))
         builder = CompletionBuilder(model=self.settings.served_model, created=int(time.time()))
         start, first = time.monotonic(), True
         async for item in self.upstream.stream_json_events(CHAT_PATH, req.upstream_body):

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import orjson
 
 from .cache.store import ResponseCache
-from .completion import Finish, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage
+from .completion import Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage
 from .flight import Item
 from .upstream import Comment
 
@@ -29,8 +29,9 @@ def _encode(item: Item) -> list:
     if isinstance(item, ToolCallDelta):
         return ["c", item.index, item.call.id, item.call.name, item.call.arguments]
     if isinstance(item, Finish):
-        u = item.usage
-        return ["f", item.finish_reason, None if u is None else [u.prompt_tokens, u.completion_tokens, u.cached_tokens]]
+        return ["f", item.finish_reason, None if item.usage is None else item.usage.to_row()]
+    if isinstance(item, Logprobs):
+        return ["l", list(item.entries)]
     if isinstance(item, Comment):
         return ["k", item.text]
     raise TypeError(f"cannot relay {item!r}")
@@ -45,7 +46,9 @@ def _decode(row: list) -> Item:
     if kind == "c":
         return ToolCallDelta(row[1], ToolCall(row[2], row[3], row[4]))
     if kind == "f":
-        return Finish(row[1], None if row[2] is None else Usage(*row[2]))
+        return Finish(row[1], Usage.from_row(row[2]))
+    if kind == "l":
+        return Logprobs(tuple(row[1]))
     if kind == "k":
         return Comment(row[1])
     raise ValueError(f"unknown relayed item {kind!r}")

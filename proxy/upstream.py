@@ -18,10 +18,15 @@ from .clocks import Clock, chunk_has_token
 from .config import Settings
 from .errors import ProxyError
 from .sse import SSEDecoder
+from .upstream_errors import map_error_event, map_upstream_status
 
 # Headers that describe one hop, not the message (RFC 9110 7.6.1), plus those aiohttp recomputes.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                         "trailer", "transfer-encoding", "upgrade", "host", "content-length"})
+# Idle pooled connections are dropped after this long: below the 5 s after which llama.cpp's
+# server and uvicorn (llama-cpp-python, vLLM) close them, so a request never goes out on a
+# connection the upstream has just closed (open() still retries once if it does).
+UPSTREAM_KEEPALIVE = 4.0
 # Longest upstream error body we read back (enough for any message, bounded against garbage).
 MAX_ERROR_BODY = 64 * 1024
 
@@ -30,31 +35,6 @@ MAX_ERROR_BODY = 64 * 1024
 class Comment:
     """An SSE comment from the upstream (mlx_lm.server's `: keepalive 10/300` during prefill)."""
     text: str
-
-
-def _error_message(status: int, raw: bytes) -> str:
-    """mlx_lm.server answers `{"error": "..."}` (a string), OpenAI-style servers an object."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw[:500].decode("utf-8", "replace").strip() or f"HTTP {status}"
-    err = data.get("error") if isinstance(data, dict) else None
-    if isinstance(err, dict):
-        return str(err.get("message") or err)
-    return str(err if err is not None else data)[:500]
-
-
-def map_upstream_status(status: int, raw: bytes) -> ProxyError:
-    """An upstream error answer -> our error. 4xx means the request could not be served as sent
-    (mlx_lm.server uses 404 for template errors and bad tool-call history), 5xx an upstream fault."""
-    message = f"upstream: {_error_message(status, raw)}"
-    if status == 413:
-        return ProxyError("request_too_large", message)
-    if 400 <= status < 500 and status not in (408, 429):
-        return ProxyError("upstream_rejected", message)
-    if status in (429, 503):
-        return ProxyError("upstream_unavailable", message, retry_after=5)
-    return ProxyError("upstream_error", message)
 
 
 class UpstreamClient:
@@ -69,7 +49,7 @@ class UpstreamClient:
             # total=None: long generations are bounded by our own clocks, not aiohttp's 300 s.
             timeout = aiohttp.ClientTimeout(total=None, connect=self.settings.connect_timeout,
                                             sock_connect=self.settings.connect_timeout)
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30)
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE)
             self._session = aiohttp.ClientSession(timeout=timeout, connector=connector,
                                                   auto_decompress=False, skip_auto_headers=("User-Agent",))
         return self._session
@@ -112,9 +92,16 @@ class UpstreamClient:
                 raise ProxyError("upstream_bad_response",
                                  f"upstream answered {resp.content_type or 'no content type'} instead of an event stream")
             decoder = SSEDecoder()
+            heard = False  # any event at all: a stream cut before its first is diagnosed
             while True:
-                chunk = await self.read_within(clock, resp)
+                try:
+                    chunk = await self.read_within(clock, resp)
+                except ProxyError as e:
+                    if heard or e.code != "upstream_error":
+                        raise
+                    chunk = b""
                 events = decoder.feed(chunk) if chunk else decoder.close()
+                heard = heard or bool(events)
                 for ev in events:
                     if ev.data is None:
                         if ev.comment is not None:
@@ -127,9 +114,27 @@ class UpstreamClient:
                         clock.token(time.monotonic())
                     yield obj
                 if not chunk:
+                    if not heard:
+                        raise await self._diagnose(clock, path, body)
                     raise ProxyError("upstream_error", "upstream closed the stream before it finished")
         finally:
             resp.close()  # closing mid-stream drops the connection: mlx_lm.server stops generating
+
+    async def _diagnose(self, clock: Clock, path: str, body: dict) -> ProxyError:
+        """The upstream accepted a stream and closed it before any event (llama-cpp-python does
+        so for a prompt longer than its context: it raises after the headers). Asked the same
+        without streaming, for one token, it answers the error it means, with its status."""
+        plain = {k: v for k, v in body.items() if k != "stream_options"}
+        plain.update(stream=False, max_tokens=1, max_completion_tokens=1)
+        cut = ProxyError("upstream_error", "upstream closed the stream before sending anything")
+        try:
+            resp = await self.open(clock, "POST", path, orjson.dumps(plain), {"Content-Type": "application/json"})
+        except ProxyError:
+            return cut
+        try:
+            return map_upstream_status(resp.status, await _read_bounded(resp)) if resp.status >= 400 else cut
+        finally:
+            resp.close()
 
     def clock(self) -> Clock:
         s = self.settings
@@ -138,15 +143,22 @@ class UpstreamClient:
     async def open(self, clock: Clock, method: str, path: str, body: bytes | None,
                     headers: dict[str, str]) -> aiohttp.ClientResponse:
         """Send a request; its response headers must come within the clock's first budget."""
-        wait, which = clock.remaining(time.monotonic())
-        try:
-            async with asyncio.timeout(wait):
-                return await self.session.request(method, self.base + path, data=body, headers=headers,
-                                                  allow_redirects=False)
-        except TimeoutError:
-            raise ProxyError("upstream_timeout", "no response headers: " + clock.message(which)) from None
-        except aiohttp.ClientError as e:
-            raise ProxyError("upstream_unreachable", f"upstream unreachable: {type(e).__name__}") from None
+        for attempt in range(2):
+            wait, which = clock.remaining(time.monotonic())
+            try:
+                async with asyncio.timeout(wait):
+                    return await self.session.request(method, self.base + path, data=body, headers=headers,
+                                                      allow_redirects=False)
+            except TimeoutError:
+                raise ProxyError("upstream_timeout", "no response headers: " + clock.message(which)) from None
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as e:
+                # A pooled keep-alive connection the upstream had already closed: the request
+                # never reached it, so once more on a fresh connection is safe.
+                if attempt or isinstance(e, aiohttp.ClientConnectorError):
+                    raise ProxyError("upstream_unreachable", f"upstream unreachable: {type(e).__name__}") from None
+            except aiohttp.ClientError as e:
+                raise ProxyError("upstream_unreachable", f"upstream unreachable: {type(e).__name__}") from None
+        raise AssertionError("unreachable")
 
     @staticmethod
     async def read_within(clock: Clock, resp: aiohttp.ClientResponse) -> bytes:
@@ -173,7 +185,7 @@ def _event_object(data: str) -> dict:
     if not isinstance(obj, dict):
         raise ProxyError("upstream_bad_response", "upstream sent an event that is not an object")
     if "error" in obj and "choices" not in obj:
-        raise ProxyError("upstream_error", f"upstream: {_error_message(500, data.encode())}")
+        raise map_error_event(data)
     return obj
 
 

@@ -1,6 +1,8 @@
 """normalize_chat / normalize_completions / parse_body: each rule of the canonical request."""
 from __future__ import annotations
 
+import dataclasses
+
 import copy
 
 import orjson
@@ -144,7 +146,7 @@ def test_sampling_defaults_are_explicit_and_floats_are_floats():
     ({"temperature": float("nan")}, "temperature"),
     ({"seed": 1.5}, "seed"),
     ({"seed": 2.0**64}, "seed"),
-    ({"top_logprobs": 12}, "top_logprobs"),
+    ({"top_logprobs": 21}, "top_logprobs"),
     ({"logprobs": 1}, "logprobs"),
     ({"tool_choice": 3}, "tool_choice"),
     ({"response_format": "json"}, "response_format"),
@@ -157,6 +159,19 @@ def test_sampling_defaults_are_explicit_and_floats_are_floats():
 ])
 def test_known_fields_of_the_wrong_type_or_range_are_400s_naming_them(fields, param):
     assert rejected(chat(**fields)).param == param
+
+
+def test_top_logprobs_limit_is_the_served_upstreams():
+    mlx = dataclasses.replace(CFG, top_logprobs_max=11)
+    assert normalize_chat(chat(logprobs=True, top_logprobs=15), CFG).upstream_body["top_logprobs"] == 15
+    assert rejected(chat(logprobs=True, top_logprobs=12), mlx).param == "top_logprobs"
+    assert normalize_chat(chat(top_logprobs=11), mlx).upstream_body["top_logprobs"] == 11
+
+
+def test_more_than_one_choice_is_refused_clearly():
+    err = rejected(chat(n=2))
+    assert (err.code, err.param) == ("unsupported_content", "n") and "one choice per request" in err.message
+    assert normalize_chat(chat(n=1), CFG).upstream_body.get("n") == 1
 
 
 def test_null_known_fields_are_absent():

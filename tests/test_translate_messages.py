@@ -19,7 +19,8 @@ from proxy.completion import Completion, CompletionBuilder, Finish, ReasoningDel
     ToolCallDelta, Usage
 from proxy.errors import ProxyError
 from proxy.translate.base import ResponseContext
-from proxy.translate.messages import MessagesStreamRenderer, estimate_tokens, render_json, to_chat
+from proxy.tokens import estimate_tokens
+from proxy.translate.messages import MessagesStreamRenderer, render_json, to_chat
 from tests.rig.event_checkers import check_messages_stream, parse_sse
 
 from tests.rig.request_shape import FIXTURES

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from ..cache.keys import model_identity
 from ..config import Settings
-from ..errors import invalid
+from ..errors import ProxyError, invalid
 from .body import type_name
 from .messages import canonical_messages, canonical_tools
 from .rules import VolatileRules
@@ -36,6 +36,10 @@ _NOT_IN_CANONICAL = DROPPED_FIELDS | TRANSPORT_FIELDS | frozenset(MAX_TOKENS_FIE
 # In the key, not in what is forwarded.
 _NOT_FORWARDED = (CALLABLE_TOOLS_FIELD,)
 
+# `n > 1` is refused, not served: choices would be generated apart, each cached apart, and most
+# local servers ignore `n` (mlx_lm.server) or interleave the choices' chunks.
+ONE_CHOICE = "n > 1 is not supported: the proxy serves one choice per request; send n requests instead"
+
 # mlx_lm.server stops generating when a streaming client disconnects, but not a non-stream one;
 # include_usage makes it send usage (without it, it also ends the stream without [DONE] when
 # stream_options is present).
@@ -50,6 +54,9 @@ class NormalizeConfig:
     default_max_tokens: int
     model_identity: str
     volatile_rules: VolatileRules = field(default_factory=lambda: VolatileRules(()))
+    # The upstream's own limit on top_logprobs (mlx_lm.server: 11; the proxy's table allows
+    # OpenAI's 20), so a request it would refuse gets the proxy's clear 400 instead.
+    top_logprobs_max: int = 20
     sampling_defaults: Mapping[str, float | int] = field(default_factory=lambda: UPSTREAM_SAMPLING_DEFAULTS)
 
     def __post_init__(self) -> None:
@@ -117,10 +124,14 @@ def _canonical_common(body: object, cfg: NormalizeConfig) -> tuple[dict, bool, b
     elif not isinstance(client_stream, bool):
         raise invalid(f"stream must be a boolean, not {type_name(client_stream)}", "stream")
     include_usage = _include_usage(body.get("stream_options"))
+    if isinstance(body.get("n"), int) and not isinstance(body["n"], bool) and body["n"] > 1:
+        raise ProxyError("unsupported_content", ONE_CHOICE, param="n")
     canonical = {k: v for k, v in body.items() if k not in _NOT_IN_CANONICAL}
     max_tokens = canonical_max_tokens(body, cfg.default_max_tokens)
     canonical["max_tokens"] = max_tokens
     canonicalize_scalars(body, canonical, cfg.sampling_defaults)
+    if canonical.get("top_logprobs", 0) > cfg.top_logprobs_max:
+        raise invalid(f"top_logprobs must be at most {cfg.top_logprobs_max} for the served upstream", "top_logprobs")
     return canonical, client_stream, include_usage, max_tokens
 
 

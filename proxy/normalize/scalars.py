@@ -92,9 +92,11 @@ NUMBER_FIELDS: Mapping[str, NumberSpec] = {
     "xtc_probability": NumberSpec(True, 0, 1),
     "xtc_threshold": NumberSpec(True, 0, 1),
     "seed": NumberSpec(False),
-    "top_logprobs": NumberSpec(False, -1, 11),  # -1 is the upstream's "off"
+    # -1 is mlx_lm.server's "off"; 20 is OpenAI's maximum (an upstream may allow fewer:
+    # NormalizeConfig.top_logprobs_max)
+    "top_logprobs": NumberSpec(False, -1, 20),
     "num_draft_tokens": NumberSpec(False, 0),
-    "n": NumberSpec(False, 1),
+    "n": NumberSpec(False, 1, 1),  # one choice per request (see ONE_CHOICE in request.py)
 }
 _MAX_TOKENS_SPEC = NumberSpec(False, 1)
 

@@ -14,20 +14,28 @@ from .state import STATE_KEY, AppState
 UPSTREAM_PROBE_TIMEOUT = 2.0
 
 
+# What a bare proxy asks, in order: a server without /health (llama-cpp-python answers 404
+# there) is up when it lists its models.
+HEALTH_PATHS = ("/health", "/v1/models")
+
+
 async def probe_upstream(state: AppState) -> bool:
-    try:
-        resp = await asyncio.wait_for(state.upstream.request("GET", "/health", None, {},
-                                                             timeout=UPSTREAM_PROBE_TIMEOUT),
-                                      UPSTREAM_PROBE_TIMEOUT + 0.5)
-    except (ProxyError, asyncio.TimeoutError):
-        return False
-    resp.release()
-    return resp.status == 200
+    for path in HEALTH_PATHS:
+        try:
+            resp = await asyncio.wait_for(state.upstream.request("GET", path, None, {}, timeout=UPSTREAM_PROBE_TIMEOUT),
+                                          UPSTREAM_PROBE_TIMEOUT + 0.5)
+        except (ProxyError, asyncio.TimeoutError):
+            return False
+        resp.release()
+        if resp.status != 404:
+            return resp.status == 200
+    return False
 
 
 async def health(request: web.Request) -> web.Response:
     state: AppState = request.app[STATE_KEY]
-    upstream = {"url": state.settings.upstream, **state.status.to_json()}
+    upstream = {"url": state.settings.upstream, **state.status.to_json(),
+                "profile": state.profile.to_json() if state.profile else None}
     if state.status.managed:
         loaded = state.status.serving
     else:

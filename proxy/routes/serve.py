@@ -66,6 +66,7 @@ async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes)
     cache without parsing (see proxy/memo.py); everything else takes the full path."""
     state: AppState = request.app[STATE_KEY]
     try:
+        await state.ensure_profile()
         cc = parse_cache_control(request.headers)
         digest = state.memo.digest(protocol.name, cc.namespace, raw)
         prepared = state.memo.get(digest)

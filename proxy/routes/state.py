@@ -1,21 +1,30 @@
 """Everything a handler needs, built once at start-up and kept on the app."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
 from ..admission import Admission, Classifier
-from ..cache.keys import cache_key
+from ..cache.keys import cache_key, model_identity
 from ..cache.store import ResponseCache
 from ..cache_control import CacheControl
 from ..memo import BodyMemo
-from ..config import Settings
+from ..config import UPSTREAM_DEFAULT_MODEL, Settings
+from ..errors import ProxyError
 from ..normalize import ChatRequest, NormalizeConfig, normalize_chat
 from ..pipeline import Pipeline
 from ..tokens import TokenCounter
 from ..upstream import UpstreamClient
+from ..upstream_profile import MLX_LAUNCHED, UpstreamProfile, discover
 from ..upstream_status import UpstreamStatus
+
+log = logging.getLogger("mlx_proxy")
+
+# After a failed discovery, requests try again at most this often (the upstream may be starting).
+REDISCOVER_INTERVAL = 5.0
 
 # Endpoint label inside cache keys: chat, Responses and Messages requests all become chat
 # requests, so an equivalent request in any protocol shares one entry.
@@ -33,12 +42,14 @@ class AppState:
     normalize_config: NormalizeConfig
     tokens: TokenCounter
     memo: BodyMemo
+    profile: UpstreamProfile | None = None
+    _last_discovery: float = field(default=-REDISCOVER_INTERVAL, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, status: UpstreamStatus) -> AppState:
         upstream = UpstreamClient(settings)
         cache = ResponseCache.from_settings(settings)
-        admission = Admission(settings.max_concurrency, settings.max_queue)
+        admission = Admission(settings.max_concurrency or 1, settings.max_queue)
         classifier = Classifier.build(settings.background_patterns, settings.background_max_tokens)
         pipeline = Pipeline(settings, upstream, cache, admission, classifier, status)
         return cls(settings, status, upstream, cache, admission, pipeline,
@@ -56,9 +67,49 @@ class AppState:
         if fired:
             self.normalize_config.volatile_rules.count(fired)
 
+    @property
+    def model_named(self) -> bool:
+        """The user (or the launcher) named the served model: keys need nothing from the upstream."""
+        return self.settings.served_model != UPSTREAM_DEFAULT_MODEL
+
+    async def ensure_profile(self) -> None:
+        """Learn what the upstream is, once (see proxy/upstream_profile.py). Until it is known,
+        a request whose cache key needs the upstream's identity cannot be served: 503."""
+        if self.profile is not None:
+            return
+        if self.status.managed:
+            self._adopt(MLX_LAUNCHED)
+            return
+        now = time.monotonic()
+        if now - self._last_discovery >= REDISCOVER_INTERVAL:
+            self._last_discovery = now
+            profile = await discover(self.upstream)
+            if profile is not None:
+                self._adopt(profile)
+                return
+        if not self.model_named:
+            raise ProxyError("upstream_unreachable", "the upstream does not say which model it serves "
+                             "(GET /v1/models failed); retry, or start the proxy with --served-model",
+                             retry_after=int(REDISCOVER_INTERVAL))
+
+    def _adopt(self, profile: UpstreamProfile) -> None:
+        self.profile = profile
+        if self.settings.max_concurrency == 0:
+            self.admission.set_capacity(profile.concurrency)
+        changes: dict = {"top_logprobs_max": profile.top_logprobs_max}
+        if not self.model_named:
+            changes["model_identity"] = model_identity(profile.identity, self.settings.model_fingerprint)
+        self.normalize_config = replace(self.normalize_config, **changes)
+        log.info("upstream: %s serving %s; up to %d generation(s) at once", profile.kind,
+                 ", ".join(profile.models) or "(unnamed)", self.admission.max_concurrency)
+
     async def start(self) -> None:
         self.tokens.preload()
         await self.cache.start()
+        try:
+            await self.ensure_profile()
+        except ProxyError:
+            log.warning("the upstream did not say what it is yet; asking again with the first request")
 
     async def close(self) -> None:
         await self.pipeline.close()

@@ -7,7 +7,7 @@ with `index`, a string `id`, `type` and `function.name`.
 """
 from __future__ import annotations
 
-from ..completion import Completion, Event, Finish, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta
+from ..completion import Completion, Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta
 from ..errors import ProxyError
 from ..sse import DONE, encode_comment, encode_json
 from .base import ResponseContext
@@ -27,7 +27,8 @@ def render_json(c: Completion, ctx: ResponseContext) -> dict:
     if c.tool_calls:
         message["tool_calls"] = [tool_call_json(t) for t in c.tool_calls]
     out = {"id": ctx.response_id, "object": "chat.completion", "created": ctx.created, "model": ctx.model,
-           "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": c.finish_reason}]}
+           "choices": [{"index": 0, "message": message, "finish_reason": c.finish_reason,
+                        "logprobs": {"content": list(c.logprobs)} if c.logprobs else None}]}
     if c.usage is not None:
         out["usage"] = c.usage.to_openai()
     return out
@@ -37,10 +38,10 @@ class ChatStreamRenderer:
     def __init__(self, ctx: ResponseContext) -> None:
         self.ctx = ctx
 
-    def _chunk(self, delta: dict, finish_reason: str | None = None) -> bytes:
+    def _chunk(self, delta: dict, finish_reason: str | None = None, logprobs: dict | None = None) -> bytes:
         return encode_json({"id": self.ctx.response_id, "object": "chat.completion.chunk",
                             "created": self.ctx.created, "model": self.ctx.model,
-                            "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs,
                                          "finish_reason": finish_reason}]})
 
     def head(self) -> list[bytes]:
@@ -53,6 +54,8 @@ class ChatStreamRenderer:
             return [self._chunk({"reasoning": ev.text})] if ev.text else []
         if isinstance(ev, ToolCallDelta):
             return [self._chunk({"tool_calls": [tool_call_json(ev.call, ev.index)]})]
+        if isinstance(ev, Logprobs):
+            return [self._chunk({}, logprobs={"content": list(ev.entries)})]
         if isinstance(ev, Finish):
             out = [self._chunk({}, ev.finish_reason)]
             if self.ctx.include_usage and ev.usage is not None:

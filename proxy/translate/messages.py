@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
-
 from ..errors import ProxyError, invalid
 from ..normalize import CALLABLE_TOOLS_FIELD
 from .messages_content import ChatConversation
@@ -20,7 +18,7 @@ from .messages_render import render_json
 from .messages_stream import MessagesStreamRenderer
 from .messages_tools import ConversationTools, tool_choice
 
-__all__ = ["to_chat", "render_json", "MessagesStreamRenderer", "estimate_tokens"]
+__all__ = ["to_chat", "render_json", "MessagesStreamRenderer"]
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +49,6 @@ HONOURED_EDIT_PREFIXES = ("clear_thinking_",)
 # output_config keys: `effort` tunes how long Claude thinks; a local model has one behaviour
 # (a hint, not a constraint, so ignoring it is not a wrong answer). `format` is structured output.
 IGNORED_OUTPUT_CONFIG = frozenset({"effort"})
-# count_tokens estimate: ~4 characters per token for English and code with BPE vocabularies,
-# plus a few template tokens per message (role markers, separators).
-CHARS_PER_TOKEN = 4
-TOKENS_PER_MESSAGE = 4
 # Unknown fields (a newer client) are ignored, and each is logged once so it gets looked at.
 _logged_unknown: set[str] = set()
 
@@ -123,25 +117,3 @@ def _object(body: dict, name: str) -> dict:
     if not isinstance(value, dict):
         raise invalid(f"`{name}` must be an object", name)
     return value
-
-
-def estimate_tokens(chat_request: dict) -> int:
-    """An estimate of the prompt's tokens for count_tokens when no tokenizer is at hand.
-
-    Counts the characters of every message text, tool call and tool definition and divides by
-    CHARS_PER_TOKEN; good to ~20% for English and code, enough for a client's context meter.
-    """
-    chars = 0
-    messages = chat_request.get("messages") or []
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function") or {}
-            chars += len(fn.get("name") or "") + len(fn.get("arguments") or "")
-    if chat_request.get("tools"):
-        chars += len(orjson.dumps(chat_request["tools"]))
-    return -(-chars // CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)

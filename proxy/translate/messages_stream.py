@@ -12,7 +12,7 @@ events of its kind keep coming; any other event closes it.
 """
 from __future__ import annotations
 
-from ..completion import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from ..completion import Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from ..errors import ProxyError
 from ..sse import encode_json
 from .base import ResponseContext
@@ -54,6 +54,8 @@ class MessagesStreamRenderer:
             delta = {"stop_reason": stop_reason(ev.finish_reason, self._has_calls), "stop_sequence": None}
             return self._close() + [self._event("message_delta", delta=delta, usage=usage_json(ev.usage)),
                                     self._event("message_stop")]
+        if isinstance(ev, Logprobs):
+            return []  # this protocol has no per-token log-probabilities
         raise TypeError(f"unknown event {ev!r}")
 
     def keepalive(self) -> bytes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..completion import Event, Finish, ReasoningDelta, TextDelta, ToolCallDelta
+from ..completion import Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCallDelta
 from ..errors import ProxyError
 from ..sse import encode_comment, encode_json
 from .base import ResponseContext
@@ -69,6 +69,8 @@ class ResponsesStreamRenderer:
             terminal = "response.completed" if status == "completed" else "response.incomplete"
             return out + [self._event(terminal, response=response_object(
                 self.ctx, status, self._done_items, usage_json(ev.usage), incomplete))]
+        if isinstance(ev, Logprobs):
+            return []  # this protocol has no per-token log-probabilities
         raise TypeError(f"unknown event {ev!r}")
 
     def keepalive(self) -> bytes:

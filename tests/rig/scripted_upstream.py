@@ -33,6 +33,7 @@ class Script:
     comments_during_first_delay: float = 0.0  # send ": keepalive" comments this often while waiting
     status: int = 200
     raw_body: bytes | None = None  # answer exactly this body (with `status`) instead of a stream
+    content_type: str = "application/json"  # of raw_body (a recorded stream: text/event-stream)
     hang_before_headers: bool = False
     stall_after: int | None = None  # stop sending (keep the socket open) after N events
     close_after: int | None = None  # drop the connection after N events
@@ -56,6 +57,12 @@ class ScriptedUpstream:
         self._lt = loop_thread
         self.scripts: list[Script] = [Script()]
         self.responder: Callable[[dict], Script] | None = None
+        self.model_name = "scripted-model"  # what its /v1/models lists
+        self.owned_by = "scripted"  # ... and as whose ("me": what llama-cpp-python says)
+        self.health_status = 200  # llama-cpp-python has no /health: 404
+        # llama-cpp-python's --interrupt_requests: a new request cuts the stream being answered
+        self.interrupts = False
+        self._answering: list[web.Request] = []
         self.received: list[Received] = []
         self.active = 0  # requests being answered right now
         self.max_active = 0
@@ -87,6 +94,7 @@ class ScriptedUpstream:
         app.router.add_post("/v1/completions", self._chat)  # legacy completions: the same scripts
         app.router.add_post("/v1/slow/{tail:.*}", self._chat)  # a passthrough path that streams
         app.router.add_get("/health", self._health)
+        app.router.add_get("/v1/models", self._models)
         app.router.add_route("*", "/{tail:.*}", self._echo)
         self._runner = web.AppRunner(app, handler_cancellation=True)
         await self._runner.setup()
@@ -97,7 +105,13 @@ class ScriptedUpstream:
             self._lt.run(self._runner.cleanup())
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return web.json_response({"status": "ok"} if self.health_status == 200 else {"detail": "Not Found"},
+                                 status=self.health_status)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        """What an OpenAI-compatible server says it serves (the proxy asks once, at start-up)."""
+        return web.json_response({"object": "list", "data": [
+            {"id": self.model_name, "object": "model", "owned_by": self.owned_by}]})
 
     async def _echo(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -111,6 +125,11 @@ class ScriptedUpstream:
         body = orjson.loads(raw)
         self.received.append(Received(request.path, body, dict(request.headers), time.monotonic()))
         s = self.responder(body) if self.responder is not None else self._next()
+        if self.interrupts:
+            for other in self._answering:
+                if other.transport is not None:
+                    other.transport.close()
+        self._answering.append(request)
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
@@ -120,13 +139,14 @@ class ScriptedUpstream:
             raise
         finally:
             self.active -= 1
+            self._answering.remove(request)
 
     async def _answer(self, request: web.Request, body: dict, s: Script) -> web.StreamResponse:
         if s.hang_before_headers:
             await asyncio.Event().wait()
         if s.raw_body is not None or s.status != 200:
-            return web.Response(status=s.status, body=s.raw_body or b'{"error": "scripted failure"}',
-                                content_type="application/json")
+            body = s.raw_body if s.raw_body is not None else b'{"error": "scripted failure"}'
+            return web.Response(status=s.status, body=body, content_type=s.content_type)
         events = _events(s)
         if not body.get("stream"):
             return web.json_response(_as_message(s))
