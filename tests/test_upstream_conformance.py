@@ -9,7 +9,6 @@ cache hit.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import anthropic
 import httpx
