@@ -1,5 +1,10 @@
-"""The tool-call corpus (tests/toolcall_corpus/cases.json): every case, non-stream and streamed
-under many chunkings, must give exactly the expected content, calls and finish reason."""
+"""The tool-call corpus: every case, non-stream and streamed under many chunkings, must give
+exactly the expected content, calls and finish reason.
+
+tests/toolcall_corpus/cases.json is the first corpus; documented.json holds cases written from
+each format's own documentation (its `source` says which), with the expected result written
+from that documentation before the parser for the format existed.
+"""
 from __future__ import annotations
 
 import json
@@ -13,7 +18,8 @@ from proxy.completion import TextDelta, ToolCallDelta
 from proxy.toolcalls import ToolCallScanner, extract
 
 CORPUS = Path(__file__).parent / "toolcall_corpus"
-CASES = json.loads((CORPUS / "cases.json").read_text())["cases"]
+CASES = [case for name in ("cases.json", "documented.json")
+         for case in json.loads((CORPUS / name).read_text())["cases"]]
 TOOLS = json.loads((CORPUS / "tools.json").read_text())
 
 

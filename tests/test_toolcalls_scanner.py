@@ -80,7 +80,7 @@ def test_prose_is_passed_on_at_once_except_a_possible_marker():
     assert s.feed(" <tool_ca") == []  # trailing space and a marker's start are held
     events = s.feed('ll>{"name": "Bash", "arguments": {"command": "ls"}}</tool_call> more')
     assert [type(e) for e in events] == [ToolCallDelta, TextDelta]
-    assert events[1] == TextDelta("more")
+    assert events[1] == TextDelta(" more")  # the prose on both sides still reads "friend more"
 
 
 def test_each_call_arrives_whole_with_index_id_and_name():

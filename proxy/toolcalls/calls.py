@@ -36,6 +36,18 @@ class _More:
 MORE = _More()
 
 
+class _Syntax:
+    def __repr__(self) -> str:
+        return "SYNTAX"
+
+
+# What a format's `parse` answers for a block that is the format's own syntax and no call
+# (Functionary's `>>>all` routing line before plain text): removed, not content.
+SYNTAX = _Syntax()
+# Keys of a tool *definition* (an echo of the prompt's tool list is not a call).
+_DEFINITION_KEYS = frozenset({"description", "input_schema"})
+
+
 def json_value_at(text: str, pos: int) -> tuple[str, Any, int]:
     """Read one JSON value at `pos` (after whitespace): (COMPLETE, value, end) or (INCOMPLETE |
     INVALID, None, pos). INCOMPLETE means more text could still complete it; it errs towards
@@ -104,9 +116,16 @@ def arguments_object(value: Any) -> dict | None:
 def calls_from_json(value: Any, *, require_arguments: bool = False) -> list[RawCall] | None:
     """JSON tool-call shapes models write: {"name", "arguments"|"parameters"},
     {"tool", "arguments"} (the original design), {"function": {...}} / OpenAI's
-    {"type": "function", "function": {...}}, Command R's {"tool_name", "parameters"};
-    or a non-empty list of them. `require_arguments` (marker-less formats): the arguments key
-    must be present, so a bare {"name": "Read"} in a reply is never a call."""
+    {"type": "function", "function": {...}}, Command R's {"tool_name", "parameters"},
+    llama.cpp's generic {"tool_call": {...}} and {"tool_calls": [...]}; or a non-empty list of
+    them. `require_arguments` (marker-less formats): the arguments key must be present, so a
+    bare {"name": "Read"} in a reply is never a call. An echoed tool definition (a
+    description, or a JSON Schema where the arguments go) is never a call."""
+    if isinstance(value, dict) and len(value) == 1:
+        if isinstance(value.get("tool_call"), dict):
+            value = value["tool_call"]
+        elif isinstance(value.get("tool_calls"), list):
+            value = value["tool_calls"]
     items = value if isinstance(value, list) else [value]
     if not items:
         return None
@@ -116,6 +135,8 @@ def calls_from_json(value: Any, *, require_arguments: bool = False) -> list[RawC
             return None
         if isinstance(item.get("function"), dict):
             item = item["function"]
+        if _is_definition(item):
+            return None
         name = item.get("name", item.get("tool", item.get("tool_name")))
         keys = [k for k in ("arguments", "parameters") if k in item]
         if require_arguments and not keys:
@@ -127,6 +148,15 @@ def calls_from_json(value: Any, *, require_arguments: bool = False) -> list[RawC
             return None
         calls.append((name, args))
     return calls
+
+
+def _is_definition(item: dict) -> bool:
+    """A tool's definition as the prompt lists it, echoed: it describes, it does not call."""
+    if _DEFINITION_KEYS & item.keys():
+        return True
+    schema = item.get("parameters", item.get("arguments"))
+    return (isinstance(schema, dict) and schema.get("type") == "object"
+            and isinstance(schema.get("properties"), dict))
 
 
 def _schema_types(schema: dict | None) -> set[str]:
@@ -204,19 +234,27 @@ def invoke_calls(body: str, invoke: re.Pattern[str], param: re.Pattern[str], too
     calls: list[RawCall] = []
     pos = 0
     while (m := invoke.match(body, pos)) is not None:
-        name, inner, args, at = name_of(m.group(1)), m.group(2), {}, 0
-        while (p := param.match(inner, at)) is not None:
-            key = name_of(p.group(1))
-            args[key] = typed_value(p.group(2), tools.param_schema(name, key))
-            at = p.end()
-        if inner[at:].strip():
+        name = name_of(m.group(1))
+        args = parameter_values(m.group(2), param, name, tools, name_of)
+        if args is None:
             return None
         calls.append((name, args))
         pos = m.end()
     return calls if calls and not body[pos:].strip() else None
 
 
-def accept_calls(raw: list[RawCall] | None, tools: DeclaredTools) -> list[tuple[str, str]] | None:
+def parameter_values(inner: str, param: re.Pattern[str], name: str, tools: DeclaredTools,
+                     name_of: Callable[[str], str] = str) -> dict | None:
+    """A run of `param` blocks (nothing else) -> the arguments, typed by the schema."""
+    args, at = {}, 0
+    while (p := param.match(inner, at)) is not None:
+        key = name_of(p.group(1))
+        args[key] = typed_value(p.group(2), tools.param_schema(name, key))
+        at = p.end()
+    return None if inner[at:].strip() else args
+
+
+def accept_calls(raw: list[RawCall] | object | None, tools: DeclaredTools) -> list[tuple[str, str]] | None:
     """(name, arguments JSON text) for every call, or None if any is not a declared tool with an
     object of arguments: a block is taken whole or left as text, never half."""
     if not isinstance(raw, list) or not raw:
@@ -258,9 +296,12 @@ def measure_json_sequence(body: str, final: bool, separator: str | None = None) 
         nxt = skip_ws(body, end)
         if nxt == len(body):
             return end if final else None
-        if body[nxt] != separator:
+        if body[nxt] == separator:
+            pos = nxt + 1
+        elif body[nxt] in "{[" and nxt > end:  # values on their own lines, no separator
+            pos = nxt
+        else:
             return end
-        pos = nxt + 1
 
 
 def json_sequence_calls(body: str, separator: str | None = None) -> list[RawCall] | None:
@@ -276,9 +317,12 @@ def json_sequence_calls(body: str, separator: str | None = None) -> list[RawCall
         nxt = skip_ws(body, end)
         if nxt == len(body):
             return calls
-        if separator is None or body[nxt] != separator:
+        if separator is not None and body[nxt] == separator:
+            pos = nxt + 1
+        elif separator is not None and body[nxt] in "{[" and nxt > end:
+            pos = nxt
+        else:
             return None
-        pos = nxt + 1
 
 
 def one_json_body_calls(body: str, *, require_arguments: bool = False) -> list[RawCall] | None:
@@ -289,15 +333,32 @@ def one_json_body_calls(body: str, *, require_arguments: bool = False) -> list[R
     return calls_from_json(value, require_arguments=require_arguments)
 
 
+# A block closed by its END whose JSON lacks up to this many final `}` (a model that dropped
+# the last brace of `{"name": ..., "arguments": {...}}`) is read as if it had them.
+_MISSING_BRACES = 2
+
+
 def json_block_calls(body: str):
     """A marker block's body that is one JSON value of calls; MORE when the JSON is still open
     (the END that closed the block was inside one of its strings)."""
     status, value, end = json_value_at(body, 0)
     if status == INCOMPLETE and body.strip():
-        return MORE
+        return _with_closing_braces(body) or MORE
     if status != COMPLETE or body[end:].strip():
         return None
     return calls_from_json(value)
+
+
+def _with_closing_braces(body: str) -> list[RawCall] | None:
+    """The calls of a JSON body that lacks only its last braces (never inside a string: a
+    string left open cannot be closed by a brace, so the END stays inside it)."""
+    for k in range(1, _MISSING_BRACES + 1):
+        status, value, end = json_value_at(body.rstrip() + "}" * k, 0)
+        if status == COMPLETE and end == len(body.rstrip()) + k:
+            return calls_from_json(value)
+        if status == INVALID:
+            return None
+    return None
 
 
 def still_open(body: str, opening: str, closing: str):

@@ -1,9 +1,12 @@
 """The scanner's output side: events in order, and the whitespace rule around calls.
 
-Whitespace directly before a call, between calls and after the last call is glue, not content:
-trailing whitespace is held back until the next non-blank text (then passed on) or the next
-call (then dropped); leading whitespace after a call is dropped. A run of whitespace longer
-than the scanner's bound is passed on rather than held.
+Whitespace next to a call is glue, not content: before the first call, between calls and
+after the last one it is dropped, so a message that is only calls has no content. Between prose
+before a call and prose after it, the prose must still read as it was written: one separator
+stays, the larger of the two sides (by line breaks: "A.\n<call>\nB." -> "A.\nB.", a blank
+line stays a blank line; on one line a single space). Trailing whitespace is held back until
+the next non-blank text (then passed on) or the next call; a run of whitespace longer than the
+scanner's bound is passed on rather than held.
 """
 from __future__ import annotations
 
@@ -20,18 +23,24 @@ class Output:
         self._ws = ""  # trailing whitespace held back: dropped if a call follows
         self._ws_spilled = False  # a whitespace run outgrew the bound: pass the rest of it on
         self._after_call = False
+        self._prose = False  # non-blank text came before the current run of calls
+        self._before = ""  # whitespace between that prose and the first call of the run
+        self._after = ""  # whitespace after the last call so far
         self._max_ws = max_ws
 
     def text(self, s: str) -> None:
         if self._after_call:
-            s = s.lstrip()
-            if not s:
+            body = s.lstrip()
+            if not body:
+                self._after = (self._after + s)[-self._max_ws:]
                 return
+            gap = self._after + s[:len(s) - len(body)]
+            s = (separator(self._before, gap) if self._prose else "") + body
             self._after_call = False
         body = s.rstrip()
         if body:
             self._text += (self._ws, body)
-            self._ws, self._ws_spilled = "", False
+            self._ws, self._ws_spilled, self._prose = "", False, True
         ws = s[len(body):]
         if not ws:
             return
@@ -44,7 +53,9 @@ class Output:
             self._ws, self._ws_spilled = "", True
 
     def call(self, delta: ToolCallDelta) -> None:
-        self._ws, self._ws_spilled, self._after_call = "", False, True
+        if not self._after_call:  # the first call after prose: remember what separated them
+            self._before = self._ws
+        self._ws, self._ws_spilled, self._after_call, self._after = "", False, True, ""
         self._flush_text()
         self._events.append(delta)
 
@@ -61,3 +72,12 @@ class Output:
         if text := "".join(self._text):
             self._events.append(TextDelta(text))
         self._text.clear()
+
+
+def separator(before: str, after: str) -> str:
+    """What stays between the prose around removed calls: the side with more line breaks
+    (the text before on a tie), or one space when neither breaks the line."""
+    side = before if before.count("\n") >= after.count("\n") else after
+    if "\n" in side:
+        return side[side.index("\n"):side.rindex("\n") + 1]  # its line breaks, not its indentation
+    return " " if before or after else ""

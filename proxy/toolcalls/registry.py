@@ -24,17 +24,20 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from .formats import (bare_json, call_syntax, command_r, deepseek, function_gemma, functionary,
-                      gemma4, glm, gpt_oss, gpt_oss_recipient, granite, granite_fc, hermes,
-                      internlm, jamba, json_fence, kimi_k2, kimi_k3, lfm_pythonic, llama3,
-                      llama4_pythonic, longcat, minicpm5, minimax, mistral, muse_spark, phi4_mini,
-                      pythonic_tail, qwen3_xml, seed_oss, tool_code_fence, xml_function)
+from .formats import (bare_json, call_syntax, calling_tool, claude_xml, command_r, deepseek,
+                      function_attr, function_gemma, functionary, gemma4, glm, gpt_oss,
+                      gpt_oss_recipient, gpt_oss_start, granite, granite_fc, hermes, internlm,
+                      jamba, json_fence, kimi_k2, kimi_k3, lfm_pythonic, llama3, llama4_pythonic,
+                      longcat, minicpm5, minimax, mistral, muse_spark, nemotron, olmo3, phi4_mini,
+                      pythonic_tail, qwen3_xml, seed_oss, step3, tool_code_fence, tools_wrapper,
+                      xml_function)
 
 MARKER_FORMATS: tuple[ModuleType, ...] = (
-    hermes, qwen3_xml, glm, xml_function, mistral, llama3, llama4_pythonic, deepseek, kimi_k2,
-    kimi_k3, minimax, gpt_oss, gpt_oss_recipient, granite, granite_fc, functionary, command_r,
-    function_gemma, gemma4, phi4_mini, lfm_pythonic, jamba, longcat, seed_oss, internlm, minicpm5,
-    muse_spark,
+    hermes, qwen3_xml, glm, xml_function, function_attr, mistral, llama3, llama4_pythonic,
+    deepseek, kimi_k2, kimi_k3, minimax, claude_xml, olmo3, gpt_oss, gpt_oss_recipient,
+    gpt_oss_start, granite, granite_fc, functionary, command_r, function_gemma, gemma4, phi4_mini,
+    lfm_pythonic, jamba, longcat, seed_oss, internlm, minicpm5, muse_spark, nemotron, step3,
+    calling_tool, tools_wrapper,
 )
 TAIL_FORMATS: tuple[ModuleType, ...] = (bare_json, json_fence, call_syntax, pythonic_tail,
                                          tool_code_fence)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from ..completion import Event, TextDelta, ToolCall, ToolCallDelta, new_call_id
-from .calls import MORE, DeclaredTools, accept_calls
+from .calls import MORE, SYNTAX, DeclaredTools, accept_calls
 from .output import Output
 from .registry import MARKER_FORMATS, REASONING_ZONES, TAIL_FORMATS
 
@@ -340,6 +340,10 @@ class ToolCallScanner:
             if parsed is MORE:
                 verdict = MORE
                 continue
+            if parsed is SYNTAX:  # the format's own syntax, no call: removed
+                self._i, self._mode, self._bol = end, _TEXT, self._buf[:end].endswith("\n")
+                self._tail_tried = False
+                return True
             calls = accept_calls(parsed, self._tools)
             if calls:
                 self._emit_calls(calls)

@@ -1,6 +1,7 @@
 """JSON calls with no marker as the message's tail: `{"name": ..., "arguments": {...}}`
 (`"parameters"` for Llama 3.x), the original design's `{"tool": NAME, "arguments": {...}}`,
-a list of them, or several such values one after another. The arguments key is required, and
+a list of them, or several such values one after another (on their own lines, or joined by `;`
+as Llama 3 writes them). The arguments key is required, and
 the JSON must start a line and end the message: JSON shown as an example, inside prose or
 followed by prose, is not a call."""
 from ..calls import (COMPLETE, INVALID, DeclaredTools, RawCall, accept_calls, calls_from_json,
@@ -17,6 +18,8 @@ def _values(text: str):
             return
         yield status, calls_from_json(value, require_arguments=True)
         pos = skip_ws(text, end)
+        if pos < len(text) and text[pos] == ";":
+            pos = skip_ws(text, pos + 1)
         if pos == len(text):
             return
         if text[pos] not in "{[":

@@ -1,42 +1,49 @@
-"""The original design's call syntax as the message's tail: `NAME({"a": 1})`, NAME declared."""
+"""The original design's call syntax as the message's tail: `NAME({"a": 1})`, NAME declared;
+several in a row, on their own lines or joined by `;`. Also read inside `[Calling tool: ...]`
+(calling_tool.py)."""
 import re
 
-from ..calls import (COMPLETE, INVALID, DeclaredTools, RawCall, arguments_object, json_value_at,
-                     skip_ws)
+from ..calls import COMPLETE, INCOMPLETE, INVALID, DeclaredTools, RawCall, arguments_object, json_value_at, skip_ws
 
 _NAME = re.compile(r"[A-Za-z_][\w.\-]*")
 
 
-def _split(text: str, tools: DeclaredTools):
-    """(name, position after `(`) or None if this cannot be a call of a declared tool."""
-    m = _NAME.match(text)
-    if m is None or not tools.declared(m.group()) or not text.startswith("(", m.end()):
-        return None
-    return m.group(), m.end() + 1
+def read_calls(text: str, tools: DeclaredTools) -> tuple[str, list[RawCall]]:
+    """(COMPLETE, calls) when `text` is nothing but such calls; INCOMPLETE when more text could
+    still make it so; INVALID when nothing can."""
+    calls: list[RawCall] = []
+    pos = 0
+    while True:
+        m = _NAME.match(text, pos)
+        if m is None:
+            return (INCOMPLETE if pos == len(text) and calls == [] else INVALID), calls
+        if m.end() == len(text):
+            return (INCOMPLETE if tools.could_become_name(m.group()) else INVALID), calls
+        if not tools.declared(m.group()) or text[m.end()] != "(":
+            return INVALID, calls
+        status, value, end = json_value_at(text, m.end() + 1)
+        args = arguments_object(value) if status == COMPLETE and isinstance(value, dict) else None
+        if status == INCOMPLETE:
+            return INCOMPLETE, calls
+        if args is None:
+            return INVALID, calls
+        close = skip_ws(text, end)
+        if close == len(text):
+            return INCOMPLETE, calls
+        if text[close] != ")":
+            return INVALID, calls
+        calls.append((m.group(), args))
+        pos = skip_ws(text, close + 1)
+        if pos < len(text) and text[pos] == ";":
+            pos = skip_ws(text, pos + 1)
+        if pos == len(text):
+            return COMPLETE, calls
 
 
 def viable(text: str, tools: DeclaredTools) -> bool:
-    m = _NAME.match(text)
-    if m is not None and m.end() == len(text):
-        return tools.could_become_name(text)
-    head = _split(text, tools)
-    if head is None:
-        return False
-    status, value, end = json_value_at(text, head[1])
-    if status == INVALID or (status == COMPLETE and not isinstance(value, dict)):
-        return False
-    if status != COMPLETE:
-        return True
-    rest = text[skip_ws(text, end):].rstrip()
-    return rest in ("", ")")
+    return read_calls(text, tools)[0] != INVALID
 
 
 def parse(text: str, tools: DeclaredTools) -> list[RawCall] | None:
-    head = _split(text, tools)
-    if head is None:
-        return None
-    status, value, end = json_value_at(text, head[1])
-    if status != COMPLETE or text[skip_ws(text, end):].strip() != ")":
-        return None
-    args = arguments_object(value)
-    return None if args is None else [(head[0], args)]
+    status, calls = read_calls(text, tools)
+    return calls if status == COMPLETE and calls else None
