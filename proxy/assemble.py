@@ -21,9 +21,10 @@ from .toolcalls.fragments import StructuredCalls
 
 class StreamAssembler:
     def __init__(self, tools: list[dict] | None, new_id: Callable[[], str] = new_call_id,
-                 estimate_prompt: Callable[[], int] = lambda: 0) -> None:
-        """`estimate_prompt`: the prompt's size, for an upstream whose stream reports no usage."""
-        self._scanner = ToolCallScanner(tools, new_id)
+                 estimate_prompt: Callable[[], int] = lambda: 0, in_reasoning: bool = False) -> None:
+        """`estimate_prompt`: the prompt's size, for an upstream whose stream reports no usage.
+        `in_reasoning`: the prompt opened a reasoning block (see ToolCallScanner)."""
+        self._scanner = ToolCallScanner(tools, new_id, in_reasoning=in_reasoning)
         self._structured = StructuredCalls()
         self._new_id = new_id
         self._calls = 0

@@ -98,6 +98,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("max_concurrency must be >= 0 (0: what the upstream takes)")
     if not s.upstream.startswith(("http://", "https://")):
         raise ConfigError(f"upstream must be an http(s) URL, got {s.upstream!r}")
+    if s.tool_prompt not in ("auto", "off"):
+        raise ConfigError(f"tool_prompt must be auto or off, got {s.tool_prompt!r}")
     if s.log_format not in ("text", "json"):
         raise ConfigError(f"log_format must be text or json, got {s.log_format!r}")
     cache = s.cache

@@ -78,6 +78,11 @@ class Settings:
     # Local model folder (or cached hub name) whose tokenizer Anthropic count_tokens uses; the
     # launcher sets it to the model it serves. Empty: count_tokens estimates.
     tokenizer_path: str = ""
+    # auto: when the served chat template drops `tools` (the proxy renders it once to see; it
+    # needs the tokenizer, which the launcher always has), the proxy writes the tools into the
+    # prompt in llama.cpp's generic JSON format and reads calls back in it. Without this the
+    # model never sees the tools and the client gets no sign. off: leave the prompt alone.
+    tool_prompt: str = "auto"
     # Extra names clients may use for the served model (listed in /v1/models).
     model_aliases: tuple[str, ...] = ()
     # mlx_lm.server's default of 512 truncates tool calls (an Edit with a code block is 1-3k

@@ -30,6 +30,7 @@ class Prepared:
     client_stream: bool
     include_usage: bool
     rules_fired: tuple[str, ...] = ()
+    tool_prompt: bool = False  # the tools went into the prompt (the response says so)
 
 
 class BodyMemo:

@@ -271,7 +271,8 @@ class Pipeline:
                     renewer.cancel()
 
     async def _stream(self, flight: Flight, req: ChatRequest) -> Completion:
-        assembler = StreamAssembler(req.tools, estimate_prompt=lambda: estimate_tokens(req.upstream_body))
+        assembler = StreamAssembler(req.tools, estimate_prompt=lambda: estimate_tokens(req.upstream_body),
+                                    in_reasoning=req.opens_reasoning)
         builder = CompletionBuilder(model=self.settings.served_model, created=int(time.time()))
         start, first = time.monotonic(), True
         async for item in self.upstream.stream_json_events(CHAT_PATH, req.upstream_body):

@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from .template_facts import TemplateFacts, learn
+
 log = logging.getLogger(__name__)
 
 # The estimate: ~4 characters per token for English and code with BPE vocabularies, plus a
@@ -87,6 +89,17 @@ class TokenCounter:
             log.warning("the chat template failed while counting tokens (%s)", type(e).__name__)
             return None
         return len(ids)
+
+    async def template_facts(self) -> TemplateFacts | None:
+        """What the served template does with tools and reasoning; None without a tokenizer."""
+        tokenizer = await self._load()
+        if tokenizer is None:
+            return None
+        try:
+            return await asyncio.to_thread(learn, tokenizer)
+        except Exception as e:
+            log.warning("cannot render the chat template to learn what it does (%s)", type(e).__name__)
+            return None
 
     async def count(self, chat_request: dict) -> tuple[int, str]:
         """(tokens, "exact" | "estimate")."""

@@ -19,6 +19,7 @@ from .messages import canonical_messages, canonical_tools
 from .rules import VolatileRules
 from .scalars import (MAX_TOKENS_FIELDS, UPSTREAM_SAMPLING_DEFAULTS, canonical_max_tokens,
                       canonicalize_scalars, check_sampling_defaults, sampling_defaults)
+from .tool_prompt import with_tool_prompt
 
 # Dropped before forwarding and left out of the key: the upstream ignores them
 # (parallel_tool_calls, cache_prompt, store, service_tier, user, metadata) or, for
@@ -57,6 +58,10 @@ class NormalizeConfig:
     # The upstream's own limit on top_logprobs (mlx_lm.server: 11; the proxy's table allows
     # OpenAI's 20), so a request it would refuse gets the proxy's clear 400 instead.
     top_logprobs_max: int = 20
+    # The served template drops tools: the proxy writes them into the prompt (tool_prompt.py).
+    tool_prompt: bool = False
+    # The served template's generation prompt opens a reasoning block (`<think>` pre-filled).
+    opens_reasoning: bool = False
     sampling_defaults: Mapping[str, float | int] = field(default_factory=lambda: UPSTREAM_SAMPLING_DEFAULTS)
 
     def __post_init__(self) -> None:
@@ -83,6 +88,8 @@ class ChatRequest:
     tools: list[dict] | None  # declared tools (chat shape), for the tool-call extractor
     max_tokens: int
     rules_fired: tuple[str, ...]  # volatile rule patterns that matched; count with VolatileRules.count
+    tool_prompt: bool = False  # the tools were written into the prompt (X-Tool-Prompt: injected)
+    opens_reasoning: bool = False  # the answer starts inside a reasoning block
 
 
 def normalize_chat(body: dict, cfg: NormalizeConfig) -> ChatRequest:
@@ -152,7 +159,13 @@ def _include_usage(options: object) -> bool:
 def _request(canonical: dict, cfg: NormalizeConfig, client_stream: bool, include_usage: bool,
              tools: list | None, max_tokens: int, fired: tuple[str, ...]) -> ChatRequest:
     forwarded = {k: v for k, v in canonical.items() if k not in _NOT_FORWARDED}
+    tool_prompt = cfg.tool_prompt and bool(tools) and "messages" in forwarded
+    if tool_prompt:  # the template would drop them: they go into the prompt instead
+        forwarded["messages"] = with_tool_prompt(forwarded["messages"], tools)
+        forwarded.pop("tools", None)
+        forwarded.pop("tool_choice", None)
     upstream_body = {"model": cfg.upstream_model, **forwarded, "stream": True,
                      "stream_options": dict(UPSTREAM_STREAM_OPTIONS)}
     return ChatRequest(upstream_body=upstream_body, key_material=canonical, client_stream=client_stream,
-                       include_usage=include_usage, tools=tools, max_tokens=max_tokens, rules_fired=fired)
+                       include_usage=include_usage, tools=tools, max_tokens=max_tokens, rules_fired=fired,
+                       tool_prompt=tool_prompt, opens_reasoning=cfg.opens_reasoning)

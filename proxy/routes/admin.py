@@ -53,6 +53,8 @@ async def health(request: web.Request) -> web.Response:
         "queue": state.admission.to_json(),
         "generations": state.pipeline.to_json(),
         "rules": state.normalize_config.volatile_rules.to_json(),
+        "template": {**(state.template.to_json() if state.template else {"known": False}),
+                     "tool_prompt": state.normalize_config.tool_prompt},
     })
 
 

@@ -43,6 +43,10 @@ class Protocol:
     announces_prompt_tokens: bool = False  # its stream's first event carries the prompt's size
 
 
+# On a response whose tools the proxy wrote into the prompt (the served template drops them).
+TOOL_PROMPT_HEADER = "X-Tool-Prompt"
+
+
 def json_bytes_response(obj: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(obj), status=status, headers=headers, content_type="application/json")
 
@@ -66,7 +70,7 @@ async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes)
     cache without parsing (see proxy/memo.py); everything else takes the full path."""
     state: AppState = request.app[STATE_KEY]
     try:
-        await state.ensure_profile()
+        await state.ensure_ready()
         cc = parse_cache_control(request.headers)
         digest = state.memo.digest(protocol.name, cc.namespace, raw)
         prepared = state.memo.get(digest)
@@ -81,7 +85,7 @@ async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes)
         body = parse_body(raw)
         chat_body = protocol.to_chat(body) if protocol.to_chat else body
         creq, key = state.prepare(chat_body, cc, prepared.key if prepared else None)
-        prepared = Prepared(key, creq.client_stream, creq.include_usage, creq.rules_fired)
+        prepared = Prepared(key, creq.client_stream, creq.include_usage, creq.rules_fired, creq.tool_prompt)
         state.memo.put(digest, prepared)
         ticket = await state.pipeline.open(key, creq, cc, looked_up)
     except ProxyError as e:
@@ -96,6 +100,8 @@ async def _respond(request: web.Request, protocol: Protocol, state: AppState, ti
                    prepared: Prepared, body: dict | None, prompt: dict | None) -> web.StreamResponse:
     """`prompt`: the chat request sent upstream (None for a hit served from the memo)."""
     headers = {"X-Cache-Status": ticket.status, "X-Cache-Key": prepared.key}
+    if prepared.tool_prompt:
+        headers[TOOL_PROMPT_HEADER] = "injected"
     if ticket.age is not None:
         headers["Age"] = str(int(ticket.age))
     request[CACHE_STATUS_KEY] = ticket.status

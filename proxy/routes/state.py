@@ -18,6 +18,7 @@ from ..normalize import ChatRequest, NormalizeConfig, normalize_chat
 from ..pipeline import Pipeline
 from ..tokens import TokenCounter
 from ..upstream import UpstreamClient
+from ..template_facts import TemplateFacts
 from ..upstream_profile import MLX_LAUNCHED, UpstreamProfile, discover
 from ..upstream_status import UpstreamStatus
 
@@ -43,6 +44,8 @@ class AppState:
     tokens: TokenCounter
     memo: BodyMemo
     profile: UpstreamProfile | None = None
+    template: TemplateFacts | None = None  # what the served chat template does (None: unknown)
+    _template_checked: bool = field(default=False, repr=False)
     _last_discovery: float = field(default=-REDISCOVER_INTERVAL, repr=False)
 
     @classmethod
@@ -102,6 +105,25 @@ class AppState:
         self.normalize_config = replace(self.normalize_config, **changes)
         log.info("upstream: %s serving %s; up to %d generation(s) at once", profile.kind,
                  ", ".join(profile.models) or "(unnamed)", self.admission.max_concurrency)
+
+    async def ensure_ready(self) -> None:
+        """What a generation needs to know before its key can be computed: the upstream's
+        profile, and what the served template does (read once, with the tokenizer)."""
+        await self.ensure_profile()
+        if not self._template_checked:
+            self._template_checked = True
+            facts = await self.tokens.template_facts()
+            if facts is not None:
+                self._learnt_template(facts)
+
+    def _learnt_template(self, facts: TemplateFacts) -> None:
+        self.template = facts
+        tool_prompt = self.settings.tool_prompt == "auto" and not facts.renders_tools
+        changes: dict = {"tool_prompt": tool_prompt, "opens_reasoning": facts.opens_reasoning}
+        if tool_prompt:  # a prompt of another shape: its answers are not the plain template's
+            changes["model_identity"] = self.normalize_config.model_identity + "+tool-prompt"
+            log.info("the served chat template drops tools: they are written into the prompt")
+        self.normalize_config = replace(self.normalize_config, **changes)
 
     async def start(self) -> None:
         self.tokens.preload()

@@ -17,8 +17,10 @@ when a hold is given up the held text is scanned again from its start as prose.
 
 Reasoning: text from an opening tag (`<think>`, see registry.REASONING_ZONES) to its closing tag
 or the end is never scanned. A closing tag with no opening one cannot make the text before it
-reasoning after the fact (that text, and any call in it, was already sent); mlx_lm.server itself
-moves such reasoning out of the content when the prompt opened it.
+reasoning after the fact (that text, and any call in it, was already sent), so when the prompt
+itself opened the reasoning (the served template ends its generation prompt with `<think>`)
+the scanner is told so and starts inside it; mlx_lm.server itself moves such reasoning out of
+the content.
 
 Code: a fence opens with 3+ backticks at a line start and runs to a closing fence (or the end);
 an inline span runs to the same number of backticks or, unclosed, to the end of its line. Neither
@@ -109,7 +111,10 @@ class ToolCallScanner:
     """Feed upstream text as it arrives; get prose and whole tool calls back, in order."""
 
     def __init__(self, tools: list[dict] | None, new_id: Callable[[], str] = new_call_id,
-                 max_held_chars: int = MAX_HELD_CHARS) -> None:
+                 max_held_chars: int = MAX_HELD_CHARS, in_reasoning: bool = False) -> None:
+        """`in_reasoning`: the prompt already opened the reasoning (a template whose generation
+        prompt ends with `<think>`): the message starts inside it, so a draft call before the
+        lone `</think>` is reasoning, never a call."""
         self._tools = DeclaredTools.from_openai(tools)
         self._new_id = new_id
         self._max = max_held_chars
@@ -121,6 +126,8 @@ class ToolCallScanner:
         self._tail_tried = False  # the tail formats already said no at this line start
         self._zone = ""  # _REASONING | _INLINE | _FENCE
         self._zone_end = ""  # closing text of a reasoning zone
+        if in_reasoning:
+            self._mode, self._zone, self._zone_end = _ZONE, _REASONING, REASONING_ZONES[0][1]
         self._ticks = 0  # backtick count of the open inline code span or fence
         self._group: _Group | None = None
         self._start = 0  # where the held block or tail candidate starts in self._buf

@@ -55,6 +55,10 @@ CASES: tuple[Case, ...] = (
     # Qwen3-Coder's XML call format.
     Case("xml_call", "weather in tokyo",
          '<tool_call>\n<function=get_weather>\n<parameter=city>\nTokyo\n</parameter>\n</function>\n</tool_call>'),
+    # llama.cpp's generic JSON call: what the proxy asks a model to write when its template
+    # drops tools (proxy/normalize/tool_prompt.py).
+    Case("generic_call", "weather in oslo",
+         '{"tool_call": {"name": "get_weather", "arguments": {"city": "Oslo"}}}'),
     Case("hello", "say hello", "Hello! I am a tiny fixture model."),
     # ~120 tokens arriving over many stream chunks, for streaming and cancellation tests. A
     # counting sequence is learnt quickly (each number predicts the next); longer replies
