@@ -31,6 +31,7 @@ pytestmark = pytest.mark.llama_cpp
 
 VERSION = "0.3.36"
 # A portable CPU build: the native one (AVX-512/AMX kernels) crashed in batched decode here.
+# (--no-cache-dir: pip would otherwise reuse a wheel built earlier with other flags.)
 CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF"
 BUILD_TIMEOUT = 3600
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Get the current weather for a city",
@@ -42,7 +43,7 @@ QUESTION = [{"role": "user", "content": "What is the weather in Paris? Use the g
 def _server_python() -> Path:
     def build(venv: Path) -> None:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", f"llama-cpp-python[server]=={VERSION}"],
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-cache-dir", f"llama-cpp-python[server]=={VERSION}"],
                        check=True, timeout=BUILD_TIMEOUT, env={**os.environ, "CMAKE_ARGS": CMAKE_ARGS})
     return build_once(cache_root() / f"llama-cpp-python-{VERSION}", build) / "bin" / "python"
 
