@@ -7,9 +7,10 @@ import signal
 
 from aiohttp import web
 
-from .auth import check_exposure, require_api_key
+from .auth import check_exposure, is_loopback, require_api_key
 from .config import Settings
 from .errors import ProxyError
+from .guard import guard_requests
 from .logs import access_log_sink, add_request_id, configure_logging, observe_requests
 from .metrics import METRICS_KEY, Metrics, metrics_endpoint
 from .routes import admin, openai, passthrough, probes, protocols
@@ -81,8 +82,9 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
     metrics = Metrics(state)
     observe = observe_requests([access_log_sink(settings.log_bodies), metrics.observe_request], CACHE_STATUS_KEY)
     auth = [require_api_key(keys, _error_body)] if keys else []
+    guard = guard_requests(keyless_loopback=not keys and is_loopback(settings.host))
     app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[in_flight.middleware, observe, *auth, errors_middleware])
+                          middlewares=[in_flight.middleware, observe, errors_middleware, guard, *auth])
     app[STATE_KEY] = state
     app[METRICS_KEY] = metrics
     app.on_response_prepare.append(add_request_id)

@@ -95,7 +95,7 @@ def match_key(presented: str | None, keys: tuple[ApiKey, ...]) -> ApiKey | None:
     """The configured key equal to `presented`; every key is compared (constant time)."""
     if presented is None:
         return None
-    given = presented.encode()
+    given = presented.encode("utf-8", "surrogateescape")  # a header of invalid UTF-8 is just a wrong key
     found = None
     for key in keys:
         if hmac.compare_digest(given, key.secret):

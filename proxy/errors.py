@@ -21,6 +21,7 @@ ERROR_TABLE: dict[str, tuple[int, str, str]] = {
     "method_not_allowed": (405, "invalid_request_error", "invalid_request_error"),
     "request_timeout": (408, "invalid_request_error", "timeout_error"),
     "request_too_large": (413, "invalid_request_error", "request_too_large"),
+    "unsupported_media_type": (415, "invalid_request_error", "invalid_request_error"),
     "upstream_rejected": (400, "invalid_request_error", "invalid_request_error"),
     "context_length_exceeded": (400, "invalid_request_error", "invalid_request_error"),
     "upstream_error": (502, "upstream_error", "api_error"),
@@ -35,7 +36,7 @@ ERROR_TABLE: dict[str, tuple[int, str, str]] = {
 
 # Deterministic failures: retrying the same request cannot help (the SDKs and Claude Code retry
 # 5xx, 408, 409 and 429 on their own unless told not to).
-_NO_RETRY_STATUSES = {400, 401, 403, 404, 405, 413}
+_NO_RETRY_STATUSES = {400, 401, 403, 404, 405, 413, 415}
 
 
 @dataclass

@@ -140,7 +140,7 @@ def test_queue_serves_interactive_before_background_and_refuses_beyond_its_bound
 def test_slow_loris_client_is_cut_off(scripted, start_proxy):
     proxy = start_proxy(scripted.url, client_body_timeout=1.0)
     with socket.create_connection(("127.0.0.1", proxy.server.port)) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100\r\n\r\n{")
         sock.settimeout(1.0 + TOLERANCE + 1)
         t = time.monotonic()
