@@ -96,3 +96,17 @@ STOPPED_STATES = frozenset("Tt")
 def proc_stat_state(stat: str) -> str:
     """The state letter of a /proc/PID/stat line (the command name may hold spaces and ')')."""
     return stat.rsplit(")", 1)[1].split()[0]
+
+
+# /proc/net/tcp{,6}: the state column of a listening socket.
+TCP_LISTEN = "0A"
+
+
+def listening_inodes(proc_net_tcp: str, port: int) -> set[str]:
+    """Socket inodes listening on `port` in a /proc/net/tcp (or tcp6) table."""
+    inodes = set()
+    for line in proc_net_tcp.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) > 9 and fields[3] == TCP_LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            inodes.add(fields[9])
+    return inodes

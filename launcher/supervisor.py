@@ -11,10 +11,12 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections import deque
+from contextlib import suppress
 
 import aiohttp
 
@@ -22,8 +24,8 @@ from proxy.upstream_status import UpstreamStatus
 
 from . import config as defaults
 from .config import LaunchConfig
-from .policy import (STOPPED_STATES, LineKind, backoff_delay, child_env, classify_line, proc_stat_state,
-                     retry_after_seconds, server_args, waiting_for)
+from .policy import (STOPPED_STATES, LineKind, backoff_delay, child_env, classify_line, listening_inodes,
+                     proc_stat_state, retry_after_seconds, server_args, waiting_for)
 
 log = logging.getLogger("mlx_launch")
 child_log = logging.getLogger("mlx_launch.server")
@@ -123,9 +125,15 @@ class Supervisor:
     # --- one child's life -----------------------------------------------------------------
     async def _start_child(self) -> bool:
         self._spawned_at = time.monotonic()
+        if port_in_use(defaults.CHILD_HOST, self.cfg.server_port):
+            raise LaunchError(f"port {self.cfg.server_port} is already in use by another program; the launcher "
+                              "will not serve (or cache) another server's answers as its own. Choose another "
+                              "--server-port, or leave it out for a free one")
         await self._spawn()
         try:
             ready = await self._wait_ready()
+            if ready:
+                self._check_listener_is_the_child()
         except LaunchError:
             await self._terminate_child()
             raise
@@ -152,6 +160,14 @@ class Supervisor:
         log.info("started mlx_lm.server pid=%d port=%d: mlx_lm.server %s", self._proc.pid,
                  self.cfg.server_port, " ".join(args))
         self._relay = asyncio.create_task(self._relay_output(self._proc))
+
+    def _check_listener_is_the_child(self) -> None:
+        """What answered the readiness probe must be our child, not a server that took the
+        port in between (on Linux, from /proc; elsewhere the port check before the start)."""
+        owners = listening_pids(self.cfg.server_port)
+        if owners is not None and self._proc is not None and self._proc.pid not in owners:
+            raise LaunchError(f"another program (pid {', '.join(map(str, sorted(owners))) or '?'}) answers on "
+                              f"port {self.cfg.server_port}, not mlx_lm.server pid {self._proc.pid}")
 
     async def _relay_output(self, proc: asyncio.subprocess.Process) -> None:
         """Prefix and relay the child's lines; note the ones that say how start-up goes."""
@@ -286,6 +302,40 @@ class Supervisor:
         if relay is not None:
             await relay
         log.info("mlx_lm.server pid=%d exited with status %s", proc.pid, proc.returncode)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something listens on host:port (bound as mlx_lm.server binds, SO_REUSEADDR)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def listening_pids(port: int) -> set[int] | None:
+    """The processes listening on `port`, from /proc (Linux); None where that cannot be read."""
+    try:
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with suppress(FileNotFoundError), open(table) as f:
+                inodes |= listening_inodes(f.read(), port)
+        targets = {f"socket:[{i}]" for i in inodes}
+        pids = set()
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            with suppress(OSError):
+                for fd in os.scandir(f"/proc/{entry.name}/fd"):
+                    with suppress(OSError):
+                        if os.readlink(fd.path) in targets:
+                            pids.add(int(entry.name))
+                            break
+        return pids if inodes else None
+    except OSError:
+        return None
 
 
 def process_state(pid: int) -> str:

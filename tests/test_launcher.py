@@ -227,11 +227,20 @@ def test_taken_server_port_is_a_clear_error_and_leaves_no_process(launch):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        run = launch("--model", "tiny-random", "--server-port", str(taken.getsockname()[1]))
+        port = taken.getsockname()[1]
+        run = launch("--model", "tiny-random", "--server-port", str(port))
         assert run.proc.wait(EXIT_TIMEOUT) == 1
-    assert "the server port is already in use" in run.output
-    [child] = run.child_pids()
-    assert wait_gone(child)
+    assert f"port {port} is already in use by another program" in run.output
+    assert run.child_pids() == []  # nothing was started on a port it could not have
+
+
+def test_a_foreign_server_on_the_server_port_is_never_adopted(launch, scripted):
+    """Something that answers like mlx_lm.server already listens there (another program, a
+    second launcher): the launcher refuses rather than serve and cache its answers as its own."""
+    run = launch("--model", "tiny-random", "--server-port", str(scripted.port))
+    assert run.proc.wait(EXIT_TIMEOUT) == 1
+    assert "already in use by another program" in run.output and "mlx_lm.server ready in" not in run.output
+    assert scripted.received == [] and run.child_pids() == []
 
 
 def test_model_that_fails_to_load_is_a_clear_error(launch, tmp_path):
@@ -320,7 +329,7 @@ def test_gives_up_after_max_restarts_in_a_row(launch):
         squatter.bind(("127.0.0.1", server_port))  # the restarted server cannot bind
         squatter.listen()
         assert run.proc.wait(EXIT_TIMEOUT) == 1
-    assert "restart failed: mlx_lm.server cannot serve: the server port is already in use" in run.output
+    assert f"restart failed: port {server_port} is already in use by another program" in run.output
     assert "gave up after 1 restarts" in run.output
     assert all(wait_gone(pid) for pid in run.child_pids())
 

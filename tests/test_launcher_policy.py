@@ -107,3 +107,27 @@ def test_proxy_learns_the_model_and_the_server_sampling_defaults(tmp_path):
     assert overrides["model_fingerprint"] == model_fingerprint(tmp_path)
     assert overrides["sampling_defaults"] == ("temperature=0.7",)
     assert "sampling_defaults" not in model_overrides(model, ())  # config/env may still set it
+
+
+def test_listening_sockets_are_read_from_proc_net_tcp():
+    from launcher.policy import listening_inodes
+    table = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+             "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0\n"
+             "   1: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0\n"
+             "   2: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4444 1 0\n")
+    assert listening_inodes(table, 8080) == {"4242"}  # listening on 8080 (0x1F90), not the connection
+    assert listening_inodes(table, 9999) == set()
+
+
+def test_the_listener_of_a_port_is_found_by_pid():
+    import os
+    import socket
+
+    from launcher.supervisor import listening_pids, port_in_use
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert port_in_use("127.0.0.1", port)
+        assert listening_pids(port) == {os.getpid()}
+    assert not port_in_use("127.0.0.1", port)
