@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .auth import check_exposure, is_loopback, require_api_key
 from .config import Settings
+from .connections import ConnectionGuard, GuardedSite
 from .errors import ProxyError
 from .guard import guard_requests
 from .logs import access_log_sink, add_request_id, configure_logging, observe_requests
@@ -83,8 +84,11 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
     observe = observe_requests([access_log_sink(settings.log_bodies), metrics.observe_request], CACHE_STATUS_KEY)
     auth = [require_api_key(keys, _error_body)] if keys else []
     guard = guard_requests(keyless_loopback=not keys and is_loopback(settings.host))
+    connections = ConnectionsRef()
     app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[in_flight.middleware, observe, errors_middleware, guard, *auth])
+                          middlewares=[connections.middleware, in_flight.middleware, observe, errors_middleware,
+                                       guard, *auth])
+    app[GUARD_KEY] = connections
     app[STATE_KEY] = state
     app[METRICS_KEY] = metrics
     app.on_response_prepare.append(add_request_id)
@@ -117,6 +121,25 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
     return app
 
 
+class ConnectionsRef:
+    """The site's connection guard, known only once the site starts; its middleware tells it
+    when a request's headers are in and when its response is out."""
+
+    def __init__(self) -> None:
+        self.guard: ConnectionGuard | None = None
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
+        if self.guard is None:
+            return await handler(request)
+        self.guard.request_started(request.transport)
+        try:
+            return await handler(request)
+        finally:
+            self.guard.request_ended(request.transport)
+
+
+GUARD_KEY = web.AppKey("connections", ConnectionsRef)
 # After the grace period, requests still running get this long before they are cancelled.
 SHUTDOWN_LEFTOVER_TIMEOUT = 1.0
 
@@ -130,6 +153,7 @@ class ProxyServer:
         self._in_flight = InFlight()
         self.app = create_app(settings, self.status, self._in_flight)
         self._runner: web.AppRunner | None = None
+        self.guard: ConnectionGuard | None = None
         self.port = settings.port
 
     @property
@@ -149,15 +173,15 @@ class ProxyServer:
         self._runner = web.AppRunner(self.app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=SHUTDOWN_LEFTOVER_TIMEOUT)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=1024)
+        limits = (self.settings.max_connections, self.settings.client_header_timeout)
+        site = GuardedSite(self._runner, self.settings.host, self.settings.port, limits, backlog=1024)
         try:
             await site.start()
         except OSError:
             await self._runner.cleanup()
             raise
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        self.guard = self.app[GUARD_KEY].guard = site.guard
+        self.port = site.port
 
     async def stop(self, grace: float) -> None:
         """Stop accepting, let in-flight requests finish up to `grace` seconds, then close."""

@@ -40,6 +40,13 @@ class Settings:
     # A client that sends headers and then no body would hold its handler for ever; nginx's
     # client_body_timeout is 60 s between reads, we bound the whole body the same way.
     client_body_timeout: float = 60.0
+    # ...and one that never finishes its headers would hold its socket for ever (nginx:
+    # client_header_timeout, 60 s; 20 s is ample for a local client).
+    client_header_timeout: float = 20.0
+    # Client connections at once; 0 = the open-file limit minus 64, so an accept never fails
+    # for want of a descriptor (then nothing, not even liveness, is answered). At the cap the
+    # connection that has waited longest for its headers is closed.
+    max_connections: int = 0
 
     # --- upstream behaviour -----------------------------------------------------------------
     # Generations sent to the upstream at once; 0 = what the upstream takes, from what it says

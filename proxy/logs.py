@@ -190,6 +190,42 @@ class JsonFormatter(logging.Formatter):
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Same message from the same logger at most once per this many seconds.
+LOG_REPEAT_INTERVAL = 10.0
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one record of a kind (logger + first line of the message template) through per
+    interval; asyncio's messages carry socket details after their first line."""
+
+    MAX_KINDS = 1024
+
+    def __init__(self, interval: float = LOG_REPEAT_INTERVAL) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.name, str(record.msg).partition("\n")[0][:200])
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.interval) < self.interval:
+            return False
+        if len(self._last) >= self.MAX_KINDS:
+            self._last.clear()
+        self._last[kind] = now
+        return True
+
+
+# Loggers whose lines a client can cause at will.
+NOISY_LOGGERS = ("asyncio", "aiohttp.server", "aiohttp.access", "aiohttp.web")
+
+
+def limit_noisy_logs() -> None:
+    for name in NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatFilter) for f in logger.filters):
+            logger.addFilter(RepeatFilter())
+
 
 
 def configure_logging(settings: Settings, stream=None) -> None:
@@ -199,3 +235,4 @@ def configure_logging(settings: Settings, stream=None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    limit_noisy_logs()
