@@ -39,8 +39,9 @@ class BodyMemo:
         self._entries: OrderedDict[tuple, Prepared] = OrderedDict()
 
     @staticmethod
-    def digest(protocol: str, namespace: str, raw: bytes) -> tuple:
-        body = hash(raw) if _KEYED_HASH else hashlib.sha256(raw).digest()
+    def digest(protocol: str, namespace: str, raw: bytes | bytearray) -> tuple:
+        """(A big body is a bytearray, unhashable: SHA-256, which lets other threads run.)"""
+        body = hash(raw) if _KEYED_HASH and isinstance(raw, bytes) else hashlib.sha256(raw).digest()
         return protocol, namespace, len(raw), body
 
     def get(self, digest: tuple) -> Prepared | None:

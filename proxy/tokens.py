@@ -3,12 +3,15 @@ loaded from disk (never from a hub), otherwise the translator's estimate.
 
 The tokenizer is loaded once, lazily, in a worker thread (transformers takes seconds to import),
 and the chat template is applied exactly as mlx_lm.server applies it, so the count is what the
-prompt will really cost.
+prompt will really cost. A long prompt is tokenized in pieces cut where the tokenizer's
+pre-tokenizer splits anyway (`counting_pieces`): a fast tokenizer keeps ~400 bytes per token
+(offsets, strings) while it works, 2 GB for a 10 MB prompt in one piece.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -46,6 +49,36 @@ def estimate_tokens(chat_request: dict) -> int:
     return -(-chars // CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
 
 
+# Prompt text tokenized at once, at most; longer text goes in pieces of about this size.
+COUNTING_PIECE_CHARS = 100_000
+# Where a piece may end: after a lone line break between two non-space characters, or before
+# a lone space between them. BPE pre-tokenizers (GPT-2, Llama 3, Qwen) split there too, so the
+# pieces' counts add up to the whole's (a run of line breaks they split unevenly: not there);
+# SentencePiece may differ by a token per piece.
+_PIECE_END = re.compile(r"(?<=\S)[\n ](?=\S)")
+
+
+def counting_pieces(text: str, size: int = COUNTING_PIECE_CHARS) -> list[str]:
+    """`text` cut into pieces of about `size` characters (more when no boundary comes sooner)."""
+    pieces, start = [], 0
+    while len(text) - start > size:
+        end = _PIECE_END.search(text, start + size)
+        if end is None:
+            break
+        cut = end.end() if end.group() == "\n" else end.start()
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
+def _count_prompt(tokenizer: Any, chat_request: dict) -> int:
+    text = tokenizer.apply_chat_template(chat_request.get("messages", []), tools=chat_request.get("tools") or None,
+                                         add_generation_prompt=True, tokenize=False)
+    # as apply_chat_template(tokenize=True) encodes it: the template writes the special tokens
+    return sum(len(tokenizer.encode(piece, add_special_tokens=False)) for piece in counting_pieces(text))
+
+
 class TokenCounter:
     def __init__(self, tokenizer_path: str) -> None:
         self.path = tokenizer_path
@@ -81,14 +114,10 @@ class TokenCounter:
         if tokenizer is None:
             return None
         try:
-            ids = await asyncio.to_thread(
-                tokenizer.apply_chat_template, chat_request.get("messages", []),
-                tools=chat_request.get("tools") or None, add_generation_prompt=True, tokenize=True,
-                return_dict=False)
+            return await asyncio.to_thread(_count_prompt, tokenizer, chat_request)
         except Exception as e:
             log.warning("the chat template failed while counting tokens (%s)", type(e).__name__)
             return None
-        return len(ids)
 
     async def template_facts(self) -> TemplateFacts | None:
         """What the served template does with tools and reasoning; None without a tokenizer."""

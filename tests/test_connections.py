@@ -4,35 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import resource
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import orjson
 
 from launcher.cli import free_port
 from proxy.logs import RepeatFilter
 
+from .rig.proxy_process import ProxyProcess, raw_request
 from .rig.scripted_upstream import Script
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _request(port: int, raw: bytes, timeout: float = 5.0) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(raw)
-        return _read_all(s)
-
-
-def _read_all(s: socket.socket) -> bytes:
-    out = b""
-    while chunk := s.recv(65536):
-        out += chunk
-    return out
 
 
 def _closed_within(s: socket.socket, seconds: float) -> bool:
@@ -88,7 +69,7 @@ def test_at_the_cap_the_longest_idle_connection_makes_room(start_proxy, scripted
     stalled = [socket.create_connection(("127.0.0.1", proxy.server.port)) for _ in range(20)]
     for s in stalled:
         s.sendall(b"GET /health/live HTTP/1.1\r\n")
-    answer = _request(proxy.server.port, LIVE + b"Connection: close\r\n\r\n")
+    answer = raw_request(proxy.server.port, LIVE + b"Connection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200")
     guard = proxy.server.guard
     assert len(guard.open) <= 8 and guard.evicted >= 13
@@ -99,7 +80,7 @@ def test_at_the_cap_the_longest_idle_connection_makes_room(start_proxy, scripted
 
 def test_what_the_http_parser_rejects_gets_a_json_error(start_proxy, scripted):
     proxy = start_proxy(scripted.url)
-    answer = _request(proxy.server.port, b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n")
+    answer = raw_request(proxy.server.port, b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.split(b" ")[1] == b"400" and b"application/json" in head
     error = orjson.loads(body)["error"]
@@ -119,43 +100,17 @@ def test_repeated_low_level_lines_are_logged_once_per_interval():
         "socket.accept() out of system resource", "another kind"]
 
 
-def _raise_nofile(limit: int):
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
-    return apply
-
-
 def test_stalling_sockets_under_a_small_file_limit_leave_liveness_answering(tmp_path):
     """300 connections that never finish their headers against a proxy limited to 256 open
     files: liveness answers within 100 ms, the log stays small."""
-    port = free_port()
-    log = tmp_path / "proxy.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLX_PROXY_")}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "proxy", "--port", str(port), "--upstream",
-                                 f"http://127.0.0.1:{free_port()}"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, preexec_fn=_raise_nofile(256))
+    proxy = ProxyProcess(tmp_path / "proxy.log", "--upstream", f"http://127.0.0.1:{free_port()}", nofile=256)
     try:
-        _wait_live(port)
-        stalled = asyncio.run(_stall_and_probe(port, sockets=300, hold=5.0))
-        worst, answered = stalled
+        worst, answered = asyncio.run(_stall_and_probe(proxy.port, sockets=300, hold=5.0))
         assert answered == 5 and worst < 0.1, (worst, answered)
-        assert proc.poll() is None
+        assert proxy.proc.poll() is None
     finally:
-        proc.terminate()
-        proc.wait(10)
-    assert log.stat().st_size < 1_000_000, log.stat().st_size
-
-
-def _wait_live(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if _request(port, LIVE + b"Connection: close\r\n\r\n", timeout=1).startswith(b"HTTP/1.1 200"):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("the proxy never came up")
+        proxy.stop()
+    assert proxy.log.stat().st_size < 1_000_000, proxy.log.stat().st_size
 
 
 async def _stall_and_probe(port: int, sockets: int, hold: float) -> tuple[float, int]:

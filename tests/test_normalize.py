@@ -12,6 +12,7 @@ from proxy.config import BILLING_HEADER_RULE, Settings
 from proxy.errors import ProxyError
 from proxy.normalize import (UPSTREAM_SAMPLING_DEFAULTS, NormalizeConfig, VolatileRules, normalize_chat,
                              normalize_completions, parse_body, sampling_defaults_from_server_args)
+from proxy.normalize.body import MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, MAX_JSON_ITEMS
 
 from tests.rig.request_shape import FIXTURES
 CFG = NormalizeConfig.from_settings(Settings())
@@ -56,6 +57,39 @@ def test_parse_body_rejects_with_the_right_code(raw, code):
 
 def test_parse_body_returns_the_object():
     assert parse_body(b' {"a": "\\u00e9"} ') == {"a": "é"}
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"x":' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+
+
+def test_parse_body_refuses_nesting_beyond_the_limit():
+    assert parse_body(_nested(MAX_JSON_DEPTH))  # the body is level 1
+    with pytest.raises(ProxyError) as info:
+        parse_body(_nested(MAX_JSON_DEPTH + 1))
+    assert info.value.code == "invalid_json" and f"{MAX_JSON_DEPTH} deep" in info.value.message
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"x":[' + b",".join([b"[]"] * (MAX_JSON_CONTAINERS + 1)) + b"]}",  # arrays
+    b'{"x":[' + b",".join([b"1"] * (MAX_JSON_ITEMS + 1)) + b"]}",  # items
+    b'{"x":[' + b",".join([b'"a"'] * (MAX_JSON_ITEMS + 1)) + b"]}",  # items that are strings
+], ids=["containers", "numbers", "strings"])
+def test_parse_body_refuses_structure_beyond_the_limits(raw):
+    with pytest.raises(ProxyError) as info:
+        parse_body(raw)
+    assert (info.value.code, info.value.status) == ("request_too_large", 413)
+
+
+def test_brackets_and_commas_inside_strings_do_not_count():
+    """A pasted CSV or JSON file is text: millions of commas inside strings are not items."""
+    pasted = "a,b,[c],{d}\n" * (MAX_JSON_ITEMS // 2)
+    escaped = 'say \\"[x, y]\\" ' * 1000  # escaped quotes: the string goes on
+    raw = orjson.dumps({"messages": [{"role": "user", "content": pasted}, {"role": "user", "content": escaped},
+                                     {"role": "user", "content": "[]," * 100}]})
+    assert raw.count(b",") > MAX_JSON_ITEMS
+    assert parse_body(raw)["messages"][0]["content"] == pasted
+    assert parse_body(bytearray(raw))["messages"][1]["content"] == escaped  # big bodies arrive as bytearrays
 
 
 # --- model, stream, transport ----------------------------------------------------------------------

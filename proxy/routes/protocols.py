@@ -4,9 +4,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import ProxyError
-from ..normalize import normalize_chat
+from ..normalize import NormalizeConfig, normalize_chat, parse_body
 from ..translate import messages, responses
-from .body import read_json
+from .body import off_loop_if_big, read_body
 from .serve import Protocol, error_response, serve_protocol
 from .state import STATE_KEY, AppState
 
@@ -32,11 +32,16 @@ async def count_tokens(request: web.Request) -> web.Response:
     generation would send upstream (normalized: volatile lines removed, defaults set)."""
     state: AppState = request.app[STATE_KEY]
     try:
-        prompt = normalize_chat(messages.to_chat(await read_json(request)), state.normalize_config).upstream_body
+        raw = await read_body(request)
+        prompt = await off_loop_if_big(raw, _prompt_to_count, raw, state.normalize_config)
     except ProxyError as e:
         return error_response(e, e.anthropic_body())
     count, how = await state.tokens.count(prompt)
     return web.json_response({"input_tokens": count}, headers={"X-Token-Count": how})
+
+
+def _prompt_to_count(raw: bytes | bytearray, config: NormalizeConfig) -> dict:
+    return normalize_chat(messages.to_chat(parse_body(raw)), config).upstream_body
 
 
 async def root(request: web.Request) -> web.Response:

@@ -17,17 +17,17 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from ..cache_control import parse_cache_control
+from ..cache_control import CacheControl, parse_cache_control
 from ..completion import Completion
 from ..errors import ProxyError
 from ..logs import note_error
 from ..memo import Prepared
-from ..normalize import parse_body
+from ..normalize import ChatRequest, parse_body
 from ..pipeline import Ticket
 from ..sse import encode_comment
 from ..translate.base import ResponseContext, StreamRenderer
 from ..upstream import Comment
-from .body import read_body
+from .body import off_loop_if_big, read_body
 from .state import CACHE_STATUS_KEY, STATE_KEY, AppState
 
 @dataclass(frozen=True)
@@ -65,14 +65,14 @@ async def serve_protocol(request: web.Request, protocol: Protocol) -> web.Stream
     return await serve_generation(request, protocol, raw)
 
 
-async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes) -> web.StreamResponse:
+async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes | bytearray) -> web.StreamResponse:
     """A generation request from its raw body: a repeat of known bytes is answered from the
     cache without parsing (see proxy/memo.py); everything else takes the full path."""
     state: AppState = request.app[STATE_KEY]
     try:
         await state.ensure_ready()
         cc = parse_cache_control(request.headers)
-        digest = state.memo.digest(protocol.name, cc.namespace, raw)
+        digest = await off_loop_if_big(raw, state.memo.digest, protocol.name, cc.namespace, raw)
         prepared = state.memo.get(digest)
         looked_up = None
         if prepared is not None and cc.read:
@@ -80,11 +80,11 @@ async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes)
             hit, status = looked_up
             if hit is not None:
                 state.count_rules(prepared.rules_fired)
-                body = parse_body(raw) if protocol.renders_request else None
+                body = await off_loop_if_big(raw, parse_body, raw) if protocol.renders_request else None
                 return await _respond(request, protocol, state, Ticket(status, hit=hit), prepared, body, None)
-        body = parse_body(raw)
-        chat_body = protocol.to_chat(body) if protocol.to_chat else body
-        creq, key = state.prepare(chat_body, cc, prepared.key if prepared else None)
+        body, creq, key = await off_loop_if_big(raw, _prepare, state, protocol, raw, cc,
+                                                prepared.key if prepared else None)
+        state.count_rules(creq.rules_fired)
         prepared = Prepared(key, creq.client_stream, creq.include_usage, creq.rules_fired, creq.tool_prompt)
         state.memo.put(digest, prepared)
         ticket = await state.pipeline.open(key, creq, cc, looked_up)
@@ -94,6 +94,15 @@ async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes)
         return await _respond(request, protocol, state, ticket, prepared, body, creq.upstream_body)
     finally:
         ticket.release()
+
+
+def _prepare(state: AppState, protocol: Protocol, raw: bytes | bytearray, cc: CacheControl,
+             key: str | None) -> tuple[dict, ChatRequest, str]:
+    """Raw bytes to the client's body, the normalized chat request and its key (pure)."""
+    body = parse_body(raw)
+    chat_body = protocol.to_chat(body) if protocol.to_chat else body
+    creq, key = state.prepare(chat_body, cc, key)
+    return body, creq, key
 
 
 async def _respond(request: web.Request, protocol: Protocol, state: AppState, ticket: Ticket,

@@ -59,9 +59,10 @@ class AppState:
                    NormalizeConfig.from_settings(settings), TokenCounter(settings.tokenizer_path), BodyMemo())
 
     def prepare(self, chat_body: dict, cc: CacheControl, key: str | None = None) -> tuple[ChatRequest, str]:
-        """Normalize and compute the key (unless the memo already knows it): once per request."""
+        """Normalize and compute the key (unless the memo already knows it): once per request.
+        Touches no state (big bodies are prepared in a worker thread); the caller counts the
+        rules that fired."""
         creq = normalize_chat(chat_body, self.normalize_config)
-        self.count_rules(creq.rules_fired)
         if key is None:
             key = cache_key(CHAT_ENDPOINT, self.normalize_config.model_identity, creq.key_material, cc.namespace)
         return creq, key
