@@ -121,9 +121,10 @@ class Settings:
     cache_near_ttl: int = 10
     cache_near_max_bytes: int = 64 * MiB  # bound of that in-process copy (--cache-near-ttl 0 turns it off)
     # Cross-proxy single-flight: a leader's lease lives this long unless renewed (it is renewed
-    # every third of it while generating), so a follower takes over within this time if the
-    # leading proxy dies.
-    cache_lease_ttl: float = 15.0
+    # every third of it, from when it is taken until the answer is stored: the leader's
+    # heartbeat), so followers learn within this time and a poll that the leading proxy died:
+    # they take over, or fail retryably if they had passed part of its answer on.
+    cache_lease_ttl: float = 3.0
     # A client that leaves a cacheable generation does not cancel it, up to this many at once,
     # so the client's retry becomes a hit instead of a second long prefill. Background requests
     # (background_patterns) are cancelled anyway: nobody retries a warm-up or a title.

@@ -27,7 +27,7 @@ from .flight import Flight, Item
 from .logs import note_generation, note_usage
 from .metrics import PipelineObserver
 from .normalize import ChatRequest
-from .relay import Publisher, decode_items
+from .relay import Publisher, RelayGap, RelayReader
 from .tokens import estimate_tokens
 from .upstream import Comment, UpstreamClient
 from .upstream_status import UpstreamStatus
@@ -56,6 +56,12 @@ class Silence:
 def _leader_lost() -> ProxyError:
     """A follower on another proxy had passed on part of a generation whose leader went away."""
     return ProxyError("upstream_error", "the proxy generating this answer went away mid-stream; retry")
+
+
+def _relay_gap() -> ProxyError:
+    """A follower on another proxy missed part of the generation it was passing on."""
+    return ProxyError("upstream_error", "part of the answer relayed from the proxy generating it was lost "
+                      "(the shared cache was flushed or failed); retry")
 
 
 @dataclass
@@ -175,11 +181,14 @@ class Pipeline:
     # --- producer ------------------------------------------------------------------------------
     async def _produce(self, flight: Flight, req: ChatRequest, cc: CacheControl, lease: str | None,
                        remote: bool) -> None:
+        renewer: asyncio.Task | None = None
         try:
             if remote:
                 lease = await self._wait_for_remote(flight, req)
                 if flight.done:
                     return
+            if lease is not None:  # renewed from now until it is released: queued, generating, storing
+                renewer = asyncio.create_task(self._renew(flight.key, lease))
             completion = await self._generate_relayed(flight, req, lease)
             flight.complete(completion)
             self.observer.store_outcome(await self._store(flight, completion, cc))
@@ -193,6 +202,8 @@ class Pipeline:
             log.exception("generation failed")
             flight.fail(ProxyError("internal_error", f"internal error: {type(e).__name__}"))
         finally:
+            if renewer is not None:
+                renewer.cancel()
             if flight.admitted:
                 self._last_generation_end = time.monotonic()
             if lease is not None:
@@ -214,20 +225,20 @@ class Pipeline:
         as they come, then its stored entry. Lead if it dies before we passed anything on; if
         it dies after, fail retryably (a new generation could say something else)."""
         deadline = time.monotonic() + self.settings.total_timeout
-        leader: str | None = None
         while time.monotonic() < deadline:
-            async for item in self.cache.follow(flight.key, deadline - time.monotonic()):
-                if isinstance(item, list):
-                    for raw in item:
-                        token, events = decode_items(raw)
-                        if leader not in (None, token):
-                            raise _leader_lost()
-                        leader = token
-                        self._push_all(flight, events)
-                elif isinstance(item, CacheHit):
-                    self._complete_from_entry(flight, item.completion, streamed=leader is not None)
-                    return None
-            if leader is not None:
+            relay = RelayReader()
+            try:
+                async for item in self.cache.follow(flight.key, deadline - time.monotonic()):
+                    if isinstance(item, list):
+                        for raw in item:
+                            self._push_all(flight, relay.accept(raw))
+                    elif isinstance(item, CacheHit):
+                        self._complete_from_entry(flight, item.completion, streamed=relay.streamed)
+                        return None
+            except RelayGap as gap:
+                log.info("the relay being followed lost events (%s)", gap)
+                raise _relay_gap() from None
+            if relay.streamed:
                 raise _leader_lost()
             lease = await self.cache.acquire_lease(flight.key)
             if lease is not None:
@@ -238,37 +249,32 @@ class Pipeline:
         if not streamed:  # no live events came through (relay off or failed): replay the entry
             self._push_all(flight, completion.events())
         elif not any(isinstance(item, Finish) for item in flight.items):
-            raise _leader_lost()  # part of the relay was lost: what we passed on is incomplete
+            raise _relay_gap()  # its last events never came through
         flight.complete(completion)
 
     async def _generate_relayed(self, flight: Flight, req: ChatRequest, lease: str | None) -> Completion:
         """Generate; while we hold the shared lease, relay every event to other proxies' followers
         (all of it before the entry is stored, so they never miss the end)."""
         if lease is None or not self.cache.backend.relays_events:
-            return await self._generate(flight, req, lease)
+            return await self._generate(flight, req)
         publisher = Publisher(self.cache, flight.key, lease)
         flight.relay = publisher.send
         try:
-            completion = await self._generate(flight, req, lease)
+            completion = await self._generate(flight, req)
             await publisher.close()
             return completion
         finally:
             flight.relay = None
             publisher.cancel()
 
-    async def _generate(self, flight: Flight, req: ChatRequest, lease: str | None) -> Completion:
+    async def _generate(self, flight: Flight, req: ChatRequest) -> Completion:
         async with self.admission.slot(flight.priority) as waited:
             self.observer.queue_waited(waited)
             if not self.status.serving and not await self.status.wait_serving(self.settings.first_token_timeout):
                 self._check_serving()
             flight.admitted = True  # generating from here on (a restart aborts it; a leaver may orphan it)
             flight.last_activity = time.monotonic()
-            renewer = asyncio.create_task(self._renew(flight.key, lease)) if lease else None
-            try:
-                return await self._stream(flight, req)
-            finally:
-                if renewer is not None:
-                    renewer.cancel()
+            return await self._stream(flight, req)
 
     async def _stream(self, flight: Flight, req: ChatRequest) -> Completion:
         assembler = StreamAssembler(req.tools, estimate_prompt=lambda: estimate_tokens(req.upstream_body),

@@ -4,6 +4,10 @@ The leading proxy publishes its events, in order, as they arrive; a follower els
 them and streams them to its own clients live, then takes the stored entry as the result. The
 codec is pure; the publisher keeps the Redis writes off the generation's own path (one write
 per batch of whatever has accumulated, never one per token while a write is in flight).
+
+Each batch carries its leader's lease token and the number of events before it, so a follower
+(`RelayReader`) knows when part of the relay is gone (a batch that failed to publish, a flush
+on another Mac, an expiry) instead of passing on a gapped answer as a whole one.
 """
 from __future__ import annotations
 
@@ -54,15 +58,50 @@ def _decode(row: list) -> Item:
     raise ValueError(f"unknown relayed item {kind!r}")
 
 
-def encode_items(leader: str, items: Iterable[Item]) -> bytes:
-    """A batch, tagged with its leader's lease token: a follower must never splice the events
-    of a leader that died into those of the one that took over."""
-    return orjson.dumps([leader, [_encode(item) for item in items]])
+def encode_items(leader: str, seq: int, items: Iterable[Item]) -> bytes:
+    """A batch: its leader's lease token (a follower must never splice the events of a leader
+    that died into those of the one that took over) and `seq`, the events relayed before it."""
+    return orjson.dumps([leader, seq, [_encode(item) for item in items]])
 
 
-def decode_items(raw: bytes) -> tuple[str, list[Item]]:
-    leader, rows = orjson.loads(raw)
-    return leader, [_decode(row) for row in rows]
+def decode_items(raw: bytes) -> tuple[str, int, list[Item]]:
+    leader, seq, rows = orjson.loads(raw)
+    return leader, seq, [_decode(row) for row in rows]
+
+
+class RelayGap(Exception):
+    """Events of the relay being followed are missing: what was passed on is incomplete."""
+
+
+class RelayReader:
+    """A follower's reading of relayed batches: one leader's, in order, none missing.
+
+    A leader whose first events are gone before we read them is not followed live (nothing
+    was passed on yet: its stored entry is replayed whole when it comes); a gap after that,
+    or another leader's events, is a `RelayGap`."""
+
+    def __init__(self) -> None:
+        self.leader: str | None = None  # whose events we passed on
+        self._next = 0
+        self._unfollowed: set[str] = set()
+
+    @property
+    def streamed(self) -> bool:
+        return self.leader is not None
+
+    def accept(self, raw: bytes) -> list[Item]:
+        leader, seq, items = decode_items(raw)
+        if leader in self._unfollowed:
+            return []
+        if self.leader is None:
+            if seq != 0:
+                self._unfollowed.add(leader)
+                return []
+            self.leader = leader
+        elif leader != self.leader or seq != self._next:
+            raise RelayGap(f"relay of {self.leader} jumps to {leader} at {seq}, expected {self._next}")
+        self._next = seq + len(items)
+        return items
 
 
 class Publisher:
@@ -73,6 +112,7 @@ class Publisher:
         self.key = key
         self.leader = leader
         self._pending: list[Item] = []
+        self._sent = 0  # events relayed (or lost trying) before the next batch
         self._more = asyncio.Event()
         self._closing = False
         self._task = asyncio.create_task(self._run(), name="relay")
@@ -88,8 +128,11 @@ class Publisher:
             await self._more.wait()
             self._more.clear()
             batch, self._pending = self._pending, []
-            if batch and not await self.cache.publish_events(self.key, encode_items(self.leader, batch)):
-                log.debug("relay of %d event(s) failed; followers will take the stored entry", len(batch))
+            if batch:
+                payload = encode_items(self.leader, self._sent, batch)
+                self._sent += len(batch)
+                if not await self.cache.publish_events(self.key, payload):
+                    log.debug("relay of %d event(s) failed; followers that missed them will fail", len(batch))
             if self._closing and not self._pending:
                 return
 

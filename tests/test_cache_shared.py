@@ -10,8 +10,14 @@ import time
 
 import httpx
 import pytest
+import redis
 
 from launcher.cli import free_port
+from proxy.cache.backend import EVENTS_SUFFIX, LEASE_SUFFIX
+from proxy.cache.keys import KEY_PREFIX
+from proxy.cache_control import parse_cache_control
+from proxy.completion import Finish, TextDelta
+from proxy.relay import encode_items
 from tests.rig.scripted_upstream import Script
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "shared question"}]}
@@ -200,3 +206,124 @@ def test_follower_that_streamed_part_of_a_dead_leaders_answer_fails_retryably(
     assert json.loads(data[-1])["error"]["code"] == "upstream_error" and "[DONE]" not in data
     retry = post(follower.url)  # the retry leads a fresh generation
     assert retry.status_code == 200 and retry.json()["choices"][0]["message"]["content"] == "second try"
+
+
+def _stream_lines_until(base: str, started: threading.Event, body=CHAT):
+    """As _stream_lines; sets `started` once some content came through."""
+    begun = time.monotonic()
+    out = []
+    with httpx.stream("POST", base + URL, json={**body, "stream": True}, timeout=60) as r:
+        status = r.headers.get("X-Cache-Status")
+        for line in r.iter_lines():
+            if line:
+                out.append((time.monotonic() - begun, line))
+                if '"content"' in line:
+                    started.set()
+    return status, out
+
+
+def _data(lines) -> list[str]:
+    return [line[6:] for _, line in lines if line.startswith("data: ")]
+
+
+def _text_of(data: list[str]) -> str:
+    chunks = [json.loads(d) for d in data if d.startswith("{")]
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+
+
+def test_a_flush_under_a_live_follower_loses_nothing(scripted, start_proxy, redis_server):
+    """The relay removed mid-generation (a flush on another Mac) while a follower keeps up: the
+    leader's next events go on from where they were, and the follower's answer is whole."""
+    words = [f"w{i} " for i in range(30)]
+    scripted.script(Script(chunks=words, delay=0.1))
+    leader, follower = (start_proxy(scripted.url, cache=redis_server.url) for _ in range(2))
+    following = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        leading = pool.submit(_stream_lines, leader.url)
+        deadline = time.monotonic() + 10
+        while scripted.chat_calls == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        result = pool.submit(_stream_lines_until, follower.url, following)
+        assert following.wait(10)
+        assert httpx.post(follower.url + "/cache/flush", timeout=10).status_code == 200
+        (_, lead_lines), (status, lines) = leading.result(), result.result()
+    assert _text_of(_data(lead_lines)) == _text_of(_data(lines)) == "".join(words)
+    assert status == "COALESCED" and _data(lines)[-1] == "[DONE]"
+
+
+def test_a_gap_in_the_relay_is_an_error_event_never_a_gapped_answer(start_proxy, scripted, redis_server):
+    """A scripted leader on the shared Redis (its lease, its relay, in the proxy's wire format)
+    whose second batch never arrives, as when a publish failed or the follower fell behind a
+    flush: the follower that passed the first batch on ends with an error, not [DONE]."""
+    follower = start_proxy(scripted.url, cache=redis_server.url)
+    body = {**CHAT, "stream": True}
+    key = follower.state.prepare(body, parse_cache_control({}))[1]
+    client = redis.Redis.from_url(redis_server.url)
+
+    def relay(seq: int, *items) -> None:
+        client.xadd(key + EVENTS_SUFFIX, {"d": encode_items("scripted-leader", seq, items)})
+        client.publish(KEY_PREFIX + "notify", key)
+
+    client.set(key + LEASE_SUFFIX, "scripted-leader", px=30_000)
+    relay(0, TextDelta("first "))
+    following = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        result = pool.submit(_stream_lines_until, follower.url, following)
+        assert following.wait(10)
+        relay(2, TextDelta("third "), Finish("stop"))  # the batch at 1 is missing
+        status, lines = result.result()
+    client.close()
+    data = _data(lines)
+    assert status == "COALESCED" and _text_of(data) == "first "
+    assert "[DONE]" not in data and json.loads(data[-1])["error"]["code"] == "upstream_error"
+    assert "lost" in json.loads(data[-1])["error"]["message"] and scripted.chat_calls == 0
+
+
+def test_a_follower_that_missed_the_relay_start_replays_the_whole_entry(scripted, start_proxy, redis_server):
+    """The relay's first events gone before the follower read any (flushed before it came):
+    nothing was passed on, so it waits for the entry and streams all of it."""
+    words = [f"w{i} " for i in range(20)]
+    scripted.script(Script(chunks=words, delay=0.1))
+    leader, follower = (start_proxy(scripted.url, cache=redis_server.url) for _ in range(2))
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        leading = pool.submit(_stream_lines, leader.url)
+        deadline = time.monotonic() + 10
+        while scripted.chat_calls == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.3)  # some events relayed
+        client = redis.Redis.from_url(redis_server.url)
+        relays = client.keys("*:events")
+        assert relays and client.delete(*relays) == len(relays)
+        client.close()
+        status, lines = pool.submit(_stream_lines, follower.url).result()
+        leading.result()
+    data = _data(lines)
+    assert status == "COALESCED" and data[-1] == "[DONE]" and _text_of(data) == "".join(words)
+    assert scripted.chat_calls == 1
+
+
+def test_followers_learn_of_a_killed_leader_within_five_seconds(scripted, proxy_process, start_proxy,
+                                                                redis_server):
+    """Default settings: the leader's heartbeat (its lease, renewed every second) stops when it
+    is killed; a follower streaming its answer fails within 5 s, and one that arrives after the
+    kill does not wait on it either."""
+    scripted.script(Script(chunks=[f"w{i} " for i in range(400)], delay=0.1), Script(text="fresh answer"))
+    leader_url, leader = proxy_process(scripted.url, redis_server.url)
+    follower, latecomer = (start_proxy(scripted.url, cache=redis_server.url) for _ in range(2))
+    leader_started(scripted, lambda: _stream_lines(leader_url))
+    following = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        live = pool.submit(_stream_lines_until, follower.url, following)
+        assert following.wait(10)
+        leader.kill()
+        killed = time.monotonic()
+        late = pool.submit(_stream_lines, latecomer.url)
+        _, lines = live.result()
+        live_ended = time.monotonic() - killed
+        _, late_lines = late.result()
+        late_ended = time.monotonic() - killed
+    for data, seconds in ((_data(lines), live_ended), (_data(late_lines), late_ended)):
+        assert "[DONE]" not in data and json.loads(data[-1])["error"]["code"] == "upstream_error"
+        assert seconds < 5, seconds

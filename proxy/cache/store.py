@@ -272,13 +272,13 @@ class ResponseCache:
                 except BackendUnavailable:
                     yield "takeover"
                     return
+                if entry is None and not leased:
+                    yield "takeover"  # the leader is gone: what it relayed is of no use
+                    return
                 if batch:
                     yield batch
                 if entry is not None:
                     yield self._hit(entry)
-                    return
-                if not leased:
-                    yield "takeover"
                     return
                 remaining = deadline - loop.time()
                 if remaining <= 0:
