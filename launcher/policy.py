@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
+from proxy.cli import ENV_PREFIX
+
 
 class LineKind(Enum):
     OTHER = "other"
@@ -79,9 +81,10 @@ def server_args(model_path: str, host: str, port: int, extra: tuple[str, ...] = 
 
 
 def child_env(base: Mapping[str, str], offline: bool) -> dict[str, str]:
-    """The child's environment: unbuffered output (so lines relay as they happen) and, for a
-    local model, no hub look-ups at all."""
-    env = dict(base)
+    """The child's environment: ours without the proxy's settings (API keys, the Redis URL and
+    its password: none is the child's business), unbuffered output (so lines
+    relay as they happen) and, for a local model, no hub look-ups at all."""
+    env = {name: value for name, value in base.items() if not name.startswith(ENV_PREFIX)}
     env["PYTHONUNBUFFERED"] = "1"
     if offline:
         env["HF_HUB_OFFLINE"] = "1"

@@ -16,7 +16,8 @@ from .logs import access_log_sink, add_request_id, configure_logging, observe_re
 from .metrics import METRICS_KEY, Metrics, metrics_endpoint
 from .routes import admin, openai, passthrough, probes, protocols
 from .routes.serve import error_response
-from .routes.state import CACHE_STATUS_KEY, STATE_KEY, AppState
+from .routes.body import UNREADABLE_BODY_KEY
+from .routes.state import CACHE_STATUS_HEADER, CACHE_STATUS_KEY, STATE_KEY, AppState
 from .upstream_status import UpstreamStatus
 
 log = logging.getLogger("mlx_proxy")
@@ -92,6 +93,8 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
     app[STATE_KEY] = state
     app[METRICS_KEY] = metrics
     app.on_response_prepare.append(add_request_id)
+    app.on_response_prepare.append(add_cache_status)
+    app.on_response_prepare.append(close_after_unreadable_body)
 
     async def on_startup(_app: web.Application) -> None:
         await state.start()
@@ -119,6 +122,21 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
     r.add_post("/cache/flush", admin.cache_flush)
     r.add_route("*", "/{tail:.*}", passthrough.passthrough)
     return app
+
+
+async def add_cache_status(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: every response says what the cache did; one the cache never
+    saw (an error before it, a passthrough, a probe) says BYPASS."""
+    response.headers.setdefault(CACHE_STATUS_HEADER, request.get(CACHE_STATUS_KEY, "BYPASS"))
+
+
+async def close_after_unreadable_body(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare hook: after a body that would not decode, the connection goes: what
+    is left of the body cannot be skipped to find the next request. (aiohttp tries, fails
+    again and logs it, rate-limited by logs.py; then it closes.)"""
+    if request.get(UNREADABLE_BODY_KEY):
+        response.force_close()
+        response.headers["Connection"] = "close"  # the headers are built before this hook runs
 
 
 class ConnectionsRef:

@@ -1,8 +1,8 @@
 """Per-request cache controls from request headers (pure).
 
 `Cache-Control: no-cache` skips the read but stores the result, `no-store` never writes,
-`max-age=N` accepts only entries younger than N seconds; `X-Cache-TTL: N` sets the entry's
-lifetime and `X-Cache-Namespace: name` keeps a team's or a project's entries apart.
+`max-age=N` accepts only entries younger than N seconds; `X-Cache-TTL: N` shortens the entry's
+lifetime (never beyond the operator's --cache-ttl) and `X-Cache-Namespace: name` keeps a team's or a project's entries apart.
 """
 from __future__ import annotations
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from .auth import AuthConfigError, check_exposure
 from .config import Settings
@@ -148,12 +150,26 @@ def printable(s: Settings) -> dict[str, Any]:
     for name in SECRET_FIELDS:
         if out.get(name):
             out[name] = ["***"] * len(out[name])
-    if "@" in s.cache:  # redis://user:password@host -> mask the password
-        scheme, _, rest = s.cache.partition("://")
-        creds, _, host = rest.rpartition("@")
-        user = creds.split(":", 1)[0]
-        out["cache"] = f"{scheme}://{user}:***@{host}"
+    out["cache"] = masked_url(s.cache)
     return out
+
+
+# Query parameters of a Redis URL that hold a secret (redis-py reads `?password=`).
+_SECRET_QUERY = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
+def masked_url(url: str) -> str:
+    """`url` with its password masked, in the user-info part and in the query."""
+    if "://" not in url:
+        return url  # "memory", "none"
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:  # redis://user:password@host -> redis://user:***@host
+        creds, _, host = netloc.rpartition("@")
+        netloc = f"{creds.split(':', 1)[0]}:***@{host}"
+    query = "&".join(f"{name}=***" if _SECRET_QUERY.search(name) else f"{name}={value}" if sep else name
+                     for name, sep, value in (field.partition("=") for field in parts.query.split("&") if field))
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,8 +50,10 @@ class UpstreamClient:
             timeout = aiohttp.ClientTimeout(total=None, connect=self.settings.connect_timeout,
                                             sock_connect=self.settings.connect_timeout)
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE)
-            self._session = aiohttp.ClientSession(timeout=timeout, connector=connector,
-                                                  auto_decompress=False, skip_auto_headers=("User-Agent",))
+            # No Accept-Encoding of our own: responses pass through as they come (auto_decompress
+            # off), so only a client that asked for compression may get it.
+            self._session = aiohttp.ClientSession(timeout=timeout, connector=connector, auto_decompress=False,
+                                                  skip_auto_headers=("User-Agent", "Accept-Encoding"))
         return self._session
 
     async def close(self) -> None:

@@ -185,7 +185,7 @@ def test_stream_follower_on_another_proxy_follows_live(scripted, start_proxy, pr
                if line.startswith("data: {") and '"content"' in line]
     assert lead_status == "MISS" and status == "COALESCED" and scripted.chat_calls == 1
     assert "".join(text for _, text in content) == "".join(pieces)
-    assert lines[-1][1] == "data: [DONE]"
+    assert lines[-1][1] == "data: [DONE]" and lead_lines[-1][1] == "data: [DONE]"  # both whole
     # live: the follower's tokens arrive spread over the generation, not in one burst at its end
     assert content[-1][0] - content[0][0] > 0.4
 

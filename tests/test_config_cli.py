@@ -84,6 +84,11 @@ def test_secrets_are_masked():
     assert KEY not in repr(s)  # Settings' repr (logs, tracebacks) leaves keys out
     password_only = printable(build_settings(parse("--cache", "redis://:pw123456@h:6379"), environ={}))
     assert password_only["cache"] == "redis://:***@h:6379"
+    in_query = printable(build_settings(parse("--cache", "rediss://h:6380/0?password=pw123456&ssl_cert_reqs=none"),
+                                        environ={}))
+    assert in_query["cache"] == "rediss://h:6380/0?password=***&ssl_cert_reqs=none"
+    socket = printable(build_settings(parse("--cache", "unix:///run/redis.sock?db=2&password=pw123456"), environ={}))
+    assert socket["cache"] == "unix:///run/redis.sock?db=2&password=***"
 
 
 def run_cli(*argv: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:

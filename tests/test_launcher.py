@@ -48,11 +48,11 @@ def wait_gone(pid: int, timeout: float = GONE_TIMEOUT) -> bool:
 class Launch:
     """`python -m launcher ARGS` with its log lines collected as they arrive."""
 
-    def __init__(self, *args: str, port: int | None = None) -> None:
+    def __init__(self, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.proc = subprocess.Popen([sys.executable, "-m", "launcher", "--port", str(self.port), *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+                                     stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})})
         self.lines: list[str] = []
         self._new_line = threading.Condition()
         threading.Thread(target=self._collect, daemon=True).start()
@@ -108,8 +108,8 @@ class Launch:
 def launch(tiny_model_path):  # tiny_model_path: the model is built before any timing starts
     started: list[Launch] = []
 
-    def start(*args: str, port: int | None = None) -> Launch:
-        run = Launch(*args, port=port)
+    def start(*args: str, port: int | None = None, env: dict[str, str] | None = None) -> Launch:
+        run = Launch(*args, port=port, env=env)
         started.append(run)
         return run
 
@@ -152,10 +152,28 @@ def test_serves_through_the_proxy_and_stops_cleanly_on_sigterm(launch):
     assert "exited with status -15" in run.output
 
 
+def test_the_server_child_never_sees_the_proxys_secrets(launch):
+    key, password = "sk-" + "k3y" * 12, "r3dis-pa55word"
+    run = launch("--model", "tiny-random", env={"MLX_PROXY_API_KEYS": key,
+                                                 "MLX_PROXY_CACHE": f"redis://:{password}@127.0.0.1:{free_port()}/0"})
+    run.wait_for(READY)
+    [child] = run.child_pids()
+    environ = Path(f"/proc/{child}/environ").read_bytes()
+    assert key.encode() not in environ and password.encode() not in environ and b"MLX_PROXY_" not in environ
+    assert key.encode() in Path(f"/proc/{run.proc.pid}/environ").read_bytes()  # the proxy has them
+    assert key not in run.output and password not in run.output
+
+
 def test_requests_during_the_first_load_get_503_with_retry_after(launch):
     run = launch("--model", "tiny-random")
-    run.wait_for(CHILD_STARTED)  # the proxy listens before the child starts; mlx takes ~1 s to import
-    status, headers, body = chat(run.port)
+    child = int(run.wait_for(CHILD_STARTED).group(1))
+    # Held still, so the model cannot finish loading before the request lands (tiny-random loads
+    # in well under a second on a fast machine): the request meets a loading server every time.
+    os.kill(child, signal.SIGSTOP)
+    try:
+        status, headers, body = chat(run.port)
+    finally:
+        os.kill(child, signal.SIGCONT)
     assert status == 503, body
     assert int(headers["Retry-After"]) >= 1
     assert body["error"]["message"]

@@ -72,6 +72,8 @@ def test_server_args_keep_extra_args_last():
 
 
 def test_child_env_is_unbuffered_and_offline_only_for_local_models():
+    assert child_env({"PATH": "/bin", "MLX_PROXY_API_KEYS": "sk-x", "MLX_PROXY_CACHE": "redis://:pw@h"},
+                     offline=False) == {"PATH": "/bin", "PYTHONUNBUFFERED": "1"}
     base = {"PATH": "/bin"}
     local = child_env(base, offline=True)
     assert local["PYTHONUNBUFFERED"] == "1" and local["HF_HUB_OFFLINE"] == "1" and local["PATH"] == "/bin"

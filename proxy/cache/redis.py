@@ -110,7 +110,7 @@ class RedisBackend:
         try:
             return decode_entry(raw)
         except EntryDecodeError as e:  # not ours or damaged: a miss, not a backend failure
-            log.warning("cache entry %s unreadable (%s); treated as a miss", key, e)
+            log.warning("a cache entry was unreadable (%s); treated as a miss", e)
             return None
 
     async def put(self, key: str, entry: StoredEntry, ttl: int) -> None:
@@ -164,11 +164,9 @@ class RedisBackend:
                 return
 
     async def counts(self) -> tuple[int, int | None]:
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.zremrangebyscore(self._index, "-inf", int(time.time() * 1000))
-            pipe.zcard(self._index)
-            _, items = await pipe.execute()
-        return items, None
+        """Entries not yet expired, by the index (put() prunes it). A read: a read-only replica
+        or a full Redis, which refuse writes, still count (and still answer /health/ready)."""
+        return await self._client.zcount(self._index, f"({int(time.time() * 1000)}", "+inf"), None
 
     # --- leases and wake-ups ------------------------------------------------------------------
 

@@ -58,6 +58,15 @@ def hit_rate(hits: int, misses: int) -> str:
     return f"{100.0 * hits / total:.1f}%" if total else "0.0%"
 
 
+def describe_backend_error(error: BaseException) -> str:
+    """What a log line may say about a failed backend call: the error's class and the server's
+    error code (OOM, READONLY, LOADING...), never its message: redis-py's pipeline errors quote
+    the command with its arguments, a cache key and the entry's text."""
+    reply = str(error).rpartition("caused error: ")[2]
+    code = reply.split(" ", 1)[0]
+    return f"{type(error).__name__} {code}" if code.isalpha() and code.isupper() else type(error).__name__
+
+
 class ResponseCache:
     def __init__(self, backend: CacheBackend, *, ttl: int, near: MemoryBackend | None = None,
                  near_ttl: int = Settings.cache_near_ttl, breaker: CircuitBreaker | None = None,
@@ -132,7 +141,7 @@ class ResponseCache:
                 async with asyncio.timeout(timeout):
                     result = await op(*args)
         except BACKEND_ERRORS as e:
-            self.breaker.record_failure(str(e) or type(e).__name__)
+            self.breaker.record_failure(describe_backend_error(e))
             raise BackendUnavailable from e
         self.breaker.record_success()
         return result
@@ -166,11 +175,11 @@ class ResponseCache:
         return None, "MISS"
 
     async def store(self, key: str, completion: Completion, ttl: int | None = None) -> bool:
-        """Keep a complete success for `ttl` seconds (default Settings.cache_ttl); False when
+        """Keep a complete success for `ttl` seconds (at most, and by default, Settings.cache_ttl); False when
         refused (not cacheable, cache disabled) or the backend failed."""
         if not completion.cacheable or not self.backend.enabled:
             return False
-        ttl = self.ttl if ttl is None else ttl
+        ttl = self.ttl if ttl is None else min(ttl, self.ttl)  # a client may shorten it, not extend it
         if ttl <= 0:
             return False
         entry = StoredEntry(completion, self._now())

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from aiohttp import web
-from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from ..errors import ProxyError
 from ..normalize import parse_body
@@ -17,6 +17,11 @@ from .state import STATE_KEY
 # Bodies above this are parsed (and normalized) in a worker thread, so liveness and every
 # other client's stream never wait on them: a 15 MB body is ~0.1-1 s of CPU.
 OFF_LOOP_BYTES = 256 * 1024
+
+
+# Set on a request whose body could not be read: the rest of it cannot be skipped either, so
+# the connection closes after the answer (app.py's close_after_unreadable_body).
+UNREADABLE_BODY_KEY = web.RequestKey("unreadable_body", bool)
 
 
 async def read_body(request: web.Request) -> bytes | bytearray:
@@ -36,9 +41,11 @@ async def read_body(request: web.Request) -> bytes | bytearray:
                     raise ProxyError("request_too_large", f"request body exceeds the limit of {limit} bytes")
     except TimeoutError:
         raise ProxyError("request_timeout", "the request body did not arrive in time") from None
-    except ContentEncodingError:
-        encoding = request.headers.get("Content-Encoding", "")
-        raise ProxyError("invalid_encoding", f"request body does not decode as Content-Encoding: {encoding}") from None
+    except RequestPayloadError:  # a body that does not decompress, or broken chunked framing
+        request[UNREADABLE_BODY_KEY] = True
+        encoding = request.headers.get("Content-Encoding")
+        why = f"does not decode as Content-Encoding: {encoding}" if encoding else "is malformed"
+        raise ProxyError("invalid_encoding", f"request body {why}") from None
     return body if len(body) > OFF_LOOP_BYTES else bytes(body)
 
 

@@ -27,6 +27,12 @@ def end_to_end(headers) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in HOP_BY_HOP}
 
 
+def forwarded_request_headers(headers) -> dict[str, str]:
+    """A client's headers as they go up: end to end, less Content-Encoding (aiohttp has
+    already decompressed the body we read, so it goes up as it is now: plain)."""
+    return {k: v for k, v in end_to_end(headers).items() if k.lower() != "content-encoding"}
+
+
 async def relay(request: web.Request, path: str, body: bytes | None, counts_tokens: bool = False
                 ) -> web.StreamResponse:
     """Forward the request; stream the answer back as it arrives, under the upstream clocks.
@@ -35,7 +41,8 @@ async def relay(request: web.Request, path: str, body: bytes | None, counts_toke
     state: AppState = request.app[STATE_KEY]
     clock = state.upstream.clock()
     try:
-        upstream = await state.upstream.open(clock, request.method, path, body, end_to_end(request.headers))
+        upstream = await state.upstream.open(clock, request.method, path, body,
+                                             forwarded_request_headers(request.headers))
     except ProxyError as e:
         return error_response(e, e.openai_body())
     try:

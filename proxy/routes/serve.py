@@ -28,7 +28,7 @@ from ..sse import encode_comment
 from ..translate.base import ResponseContext, StreamRenderer
 from ..upstream import Comment
 from .body import off_loop_if_big, read_body
-from .state import CACHE_STATUS_KEY, STATE_KEY, AppState
+from .state import CACHE_STATUS_HEADER, CACHE_STATUS_KEY, STATE_KEY, AppState
 
 @dataclass(frozen=True)
 class Protocol:
@@ -51,9 +51,9 @@ def json_bytes_response(obj: object, status: int = 200, headers: dict[str, str] 
     return web.Response(body=orjson.dumps(obj), status=status, headers=headers, content_type="application/json")
 
 
-def error_response(err: ProxyError, body: dict) -> web.Response:
+def error_response(err: ProxyError, body: dict, headers: dict[str, str] | None = None) -> web.Response:
     note_error(err.code)
-    return json_bytes_response(body, err.status, err.headers())
+    return json_bytes_response(body, err.status, {**err.headers(), **(headers or {})})
 
 
 async def serve_protocol(request: web.Request, protocol: Protocol) -> web.StreamResponse:
@@ -69,6 +69,7 @@ async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes 
     """A generation request from its raw body: a repeat of known bytes is answered from the
     cache without parsing (see proxy/memo.py); everything else takes the full path."""
     state: AppState = request.app[STATE_KEY]
+    status = "BYPASS"  # what the cache did, for an error answered before the pipeline could say
     try:
         await state.ensure_ready()
         cc = parse_cache_control(request.headers)
@@ -87,8 +88,12 @@ async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes 
         state.count_rules(creq.rules_fired)
         prepared = Prepared(key, creq.client_stream, creq.include_usage, creq.rules_fired, creq.tool_prompt)
         state.memo.put(digest, prepared)
+        if looked_up is None and cc.read:
+            looked_up = await state.cache.lookup(key, cc.max_age)
+            status = looked_up[1]
         ticket = await state.pipeline.open(key, creq, cc, looked_up)
     except ProxyError as e:
+        request[CACHE_STATUS_KEY] = status
         return error_response(e, protocol.error_body(e))
     try:
         return await _respond(request, protocol, state, ticket, prepared, body, creq.upstream_body)
@@ -108,7 +113,7 @@ def _prepare(state: AppState, protocol: Protocol, raw: bytes | bytearray, cc: Ca
 async def _respond(request: web.Request, protocol: Protocol, state: AppState, ticket: Ticket,
                    prepared: Prepared, body: dict | None, prompt: dict | None) -> web.StreamResponse:
     """`prompt`: the chat request sent upstream (None for a hit served from the memo)."""
-    headers = {"X-Cache-Status": ticket.status, "X-Cache-Key": prepared.key}
+    headers = {CACHE_STATUS_HEADER: ticket.status, "X-Cache-Key": prepared.key}
     if prepared.tool_prompt:
         headers[TOOL_PROMPT_HEADER] = "injected"
     if ticket.age is not None:
@@ -124,7 +129,7 @@ async def _respond(request: web.Request, protocol: Protocol, state: AppState, ti
     try:
         completion = await ticket.result()
     except ProxyError as e:
-        return error_response(e, protocol.error_body(e))
+        return error_response(e, protocol.error_body(e), headers)
     return json_bytes_response(protocol.render_json(completion, ctx), headers=headers)
 
 

@@ -143,3 +143,4 @@ class AppState:
 STATE_KEY = web.AppKey("state", AppState)
 # The X-Cache-Status a request got, for the access log.
 CACHE_STATUS_KEY = web.RequestKey("cache_status", str)
+CACHE_STATUS_HEADER = "X-Cache-Status"
