@@ -57,7 +57,7 @@ def collect(text_chunks: list[str]) -> None:
 
 def agent_turn() -> str:
     """A typical agent turn: some prose with markdown, then a Qwen3-Coder Edit call."""
-    prose = ("I looked at `proxy/app.py`. The handler builds the response twice; the fix is to "
+    prose = ("I looked at `proxy/server/app.py`. The handler builds the response twice; the fix is to "
              "build it once and reuse it.\n\n- step one\n- step two\n\n") * 8
     code = "    def handler(self, request):\n        return self.build(request)\n" * 20
     return (prose + "<tool_call>\n<function=Edit>\n<parameter=file_path>\n/src/app.py\n</parameter>\n"

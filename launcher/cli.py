@@ -13,11 +13,11 @@ import signal
 import socket
 import sys
 
-from proxy.app import ProxyServer
-from proxy.logs import configure_logging
 from proxy.cli import ConfigError, add_proxy_arguments, build_settings, printable
 from proxy.normalize import sampling_defaults_from_server_args
-from proxy.upstream_status import UpstreamStatus
+from proxy.server.app import ProxyServer
+from proxy.server.logs import configure_logging
+from proxy.upstream.status import UpstreamStatus
 
 from . import config as defaults
 from .config import LaunchConfig

@@ -20,12 +20,22 @@ from contextlib import suppress
 
 import aiohttp
 
-from proxy.upstream_status import UpstreamStatus
+from proxy.upstream.status import UpstreamStatus
 
 from . import config as defaults
 from .config import LaunchConfig
-from .policy import (STOPPED_STATES, LineKind, backoff_delay, child_env, classify_line, listening_inodes,
-                     proc_stat_state, retry_after_seconds, server_args, waiting_for)
+from .policy import (
+    STOPPED_STATES,
+    LineKind,
+    backoff_delay,
+    child_env,
+    classify_line,
+    listening_inodes,
+    proc_stat_state,
+    retry_after_seconds,
+    server_args,
+    waiting_for,
+)
 
 log = logging.getLogger("mlx_launch")
 child_log = logging.getLogger("mlx_launch.server")

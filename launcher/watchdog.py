@@ -25,9 +25,8 @@ from typing import Protocol
 import aiohttp
 
 from proxy.errors import ProxyError
-from proxy.upstream_status import UpstreamStatus
-
-from proxy.pipeline import Silence
+from proxy.generation.pipeline import Silence
+from proxy.upstream.status import UpstreamStatus
 
 from .supervisor import PROBE_BODY
 

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from .auth import AuthConfigError, check_exposure
 from .config import Settings
+from .server.auth import AuthConfigError, check_exposure
 from .settings_help import field_help
 
 ENV_PREFIX = "MLX_PROXY_"
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         import orjson
         print(orjson.dumps(printable(settings), option=orjson.OPT_INDENT_2).decode())
         return 0
-    from .app import run
+    from .server.app import run
     return run(settings)
 
 

@@ -50,7 +50,7 @@ class Settings:
 
     # --- upstream behaviour -----------------------------------------------------------------
     # Generations sent to the upstream at once; 0 = what the upstream takes, from what it says
-    # it is (proxy/upstream_profile.py: 4 for mlx_lm.server, which batches and resets
+    # it is (proxy/upstream/profile.py: 4 for mlx_lm.server, which batches and resets
     # connections beyond its backlog of 5; llama.cpp's own slot count; 1 for
     # llama-cpp-python, whose server cuts a running stream when another arrives; 1 when unknown).
     max_concurrency: int = 0

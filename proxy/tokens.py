@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from .template_facts import TemplateFacts, learn
+from .upstream.template import TemplateFacts, learn
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,9 @@ import asyncio
 
 import pytest
 
-from proxy.admission import BACKGROUND, INTERACTIVE, Admission, Classifier
 from proxy.config import Settings
 from proxy.errors import ProxyError
+from proxy.generation.admission import BACKGROUND, INTERACTIVE, Admission, Classifier
 
 
 async def test_priority_order_then_fifo():

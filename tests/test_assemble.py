@@ -3,9 +3,16 @@ import itertools
 
 import pytest
 
-from proxy.assemble import StreamAssembler
-from proxy.completion import CompletionBuilder, Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from proxy.completion import (
+    CompletionBuilder,
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from proxy.errors import ProxyError
+from proxy.generation.assemble import StreamAssembler
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
 

@@ -1,6 +1,6 @@
 import pytest
 
-from proxy.cache_control import CacheControl, parse_cache_control
+from proxy.cache.policy import CacheControl, parse_cache_control
 from proxy.errors import ProxyError
 
 

@@ -1,8 +1,8 @@
 """In-process backend: LRU bounded by bytes (key + value + overhead), TTL, local leases."""
 import pytest
 
+from proxy.cache.backends.memory import ENTRY_OVERHEAD_BYTES, MemoryBackend, entry_size
 from proxy.cache.entry import StoredEntry
-from proxy.cache.memory import ENTRY_OVERHEAD_BYTES, MemoryBackend, entry_size
 from proxy.completion import Completion
 
 

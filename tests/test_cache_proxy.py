@@ -228,7 +228,7 @@ def test_a_client_that_leaves_while_the_lease_is_taken_leaves_no_orphan_flight(s
     cache), a request must not leave a flight that later identical requests would wait on."""
     import asyncio
 
-    from proxy.cache_control import CacheControl
+    from proxy.cache.policy import CacheControl
     from proxy.config import Settings
     from proxy.normalize import NormalizeConfig, normalize_chat
 

@@ -6,9 +6,9 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
+from proxy.cache.backends.redis import RedisBackend
 from proxy.cache.entry import decode_entry
 from proxy.cache.keys import KEY_PREFIX
-from proxy.cache.redis import RedisBackend
 from proxy.cache.store import CacheHit, ResponseCache
 from proxy.completion import Completion
 from proxy.config import Settings

@@ -13,11 +13,11 @@ import pytest
 import redis
 
 from launcher.cli import free_port
-from proxy.cache.backend import EVENTS_SUFFIX, LEASE_SUFFIX
+from proxy.cache.backends.base import EVENTS_SUFFIX, LEASE_SUFFIX
 from proxy.cache.keys import KEY_PREFIX
-from proxy.cache_control import parse_cache_control
+from proxy.cache.policy import parse_cache_control
+from proxy.cache.relay import encode_items
 from proxy.completion import Finish, TextDelta
-from proxy.relay import encode_items
 from tests.rig.scripted_upstream import Script
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "shared question"}]}

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from proxy.cache.disabled import DisabledBackend
+from proxy.cache.backends.disabled import DisabledBackend
+from proxy.cache.backends.memory import MemoryBackend
+from proxy.cache.backends.redis import RedisBackend
 from proxy.cache.keys import KEY_PREFIX
-from proxy.cache.memory import MemoryBackend
-from proxy.cache.redis import RedisBackend
 from proxy.cache.store import CacheHit, ResponseCache, hit_rate
 from proxy.completion import Completion, ToolCall, Usage
 from proxy.config import Settings

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from proxy.clocks import Clock, chunk_has_token
+from proxy.upstream.clocks import Clock, chunk_has_token
 from tests.rig.scripted_upstream import Script
 
 FIRST, IDLE, TOTAL = 1.5, 1.5, 4.0

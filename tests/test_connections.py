@@ -10,7 +10,7 @@ import time
 import orjson
 
 from launcher.cli import free_port
-from proxy.logs import RepeatFilter
+from proxy.server.logs import RepeatFilter
 
 from .rig.proxy_process import ProxyProcess, raw_request
 from .rig.scripted_upstream import Script

@@ -1,4 +1,4 @@
-"""What a request must look like before any route sees it (proxy/guard.py): canonical paths on
+"""What a request must look like before any route sees it (proxy/server/guard.py): canonical paths on
 every route; on a loopback proxy without keys, nothing a web page of another site can send."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 import httpx
 import pytest
 
-from proxy.guard import cross_site_problem, path_problem
+from proxy.server.guard import cross_site_problem, path_problem
 
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 DOT_PATHS = ["/v1/./chat/completions", "/x/../v1/chat/completions", "/x/%2e%2e/v1/chat/completions",

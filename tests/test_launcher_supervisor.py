@@ -16,7 +16,7 @@ import pytest
 from launcher.cli import free_port
 from launcher.config import LaunchConfig
 from launcher.supervisor import LaunchError, Supervisor
-from proxy.upstream_status import UpstreamStatus
+from proxy.upstream.status import UpstreamStatus
 
 # Answers the readiness probe, then prints the line mlx_lm.server prints when its generation
 # thread dies, and keeps serving HTTP (as the real server does).

@@ -1,7 +1,7 @@
 """The raw-body memo: repeats skip parsing, answers and counters stay exactly the same."""
 import httpx
 
-from proxy.memo import BodyMemo, Prepared
+from proxy.cache.memo import BodyMemo, Prepared
 
 
 def test_digest_separates_protocols_and_namespaces():

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from proxy.upstream_status import UpstreamStatus
+from proxy.upstream.status import UpstreamStatus
 from tests.rig.scripted_upstream import Script
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}

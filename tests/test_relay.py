@@ -1,9 +1,16 @@
 """The cross-proxy relay codec: every kind of event survives the trip, tagged by its leader."""
-from proxy.completion import Finish, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage
 import pytest
 
-from proxy.relay import RelayGap, RelayReader, decode_items, encode_items
-from proxy.upstream import Comment
+from proxy.cache.relay import RelayGap, RelayReader, decode_items, encode_items
+from proxy.completion import (
+    Finish,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from proxy.upstream.client import Comment
 
 
 def test_round_trip():

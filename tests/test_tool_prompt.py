@@ -12,8 +12,8 @@ from launcher.smollm2 import smollm2_path
 from proxy.completion import TextDelta, ToolCallDelta
 from proxy.normalize import NormalizeConfig, normalize_chat
 from proxy.normalize.tool_prompt import with_tool_prompt
-from proxy.template_facts import learn
 from proxy.toolcalls import ToolCallScanner, extract
+from proxy.upstream.template import learn
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}

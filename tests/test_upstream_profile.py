@@ -8,7 +8,7 @@ import concurrent.futures
 import httpx
 import pytest
 
-from proxy.upstream_profile import UpstreamProfile, identify
+from proxy.upstream.profile import UpstreamProfile, identify
 from tests.rig.scripted_upstream import Script, ScriptedUpstream
 
 

@@ -5,8 +5,8 @@ import pytest
 
 from launcher.policy import proc_stat_state
 from launcher.watchdog import Watchdog, WatchdogPolicy
-from proxy.pipeline import Silence, prefill_finished
-from proxy.upstream_status import UpstreamStatus
+from proxy.generation.pipeline import Silence, prefill_finished
+from proxy.upstream.status import UpstreamStatus
 
 P = WatchdogPolicy(timeout=10, prefill_timeout=600, probe_idle_interval=60)
 DECODING, PREFILLING = False, True

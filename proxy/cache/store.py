@@ -21,13 +21,13 @@ from typing import Literal, TypeVar
 
 from redis.exceptions import RedisError
 
-from proxy.cache.backend import EVENTS_TTL, POLL_INTERVAL, CacheBackend
+from proxy.cache.backends.base import EVENTS_TTL, POLL_INTERVAL, CacheBackend
+from proxy.cache.backends.disabled import DisabledBackend
+from proxy.cache.backends.memory import MemoryBackend
+from proxy.cache.backends.redis import RedisBackend
 from proxy.cache.breaker import BreakerState, CircuitBreaker
-from proxy.cache.disabled import DisabledBackend
 from proxy.cache.entry import StoredEntry
 from proxy.cache.keys import KEY_PREFIX
-from proxy.cache.memory import MemoryBackend
-from proxy.cache.redis import RedisBackend
 from proxy.completion import Completion
 from proxy.config import Settings
 

@@ -11,11 +11,11 @@ import time
 import orjson
 from aiohttp import web
 
-from ..clocks import chunk_has_token
 from ..errors import ProxyError
-from ..logs import note_error
+from ..server.logs import note_error
 from ..sse import SSEDecoder, encode_json
-from ..upstream import HOP_BY_HOP
+from ..upstream.client import HOP_BY_HOP
+from ..upstream.clocks import chunk_has_token
 from .body import read_body
 from .serve import error_response
 from .state import STATE_KEY, AppState

@@ -17,18 +17,19 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from ..cache_control import CacheControl, parse_cache_control
+from ..cache.memo import Prepared
+from ..cache.policy import CacheControl, parse_cache_control
 from ..completion import Completion
 from ..errors import ProxyError
-from ..logs import note_error
-from ..memo import Prepared
+from ..generation.pipeline import Ticket
 from ..normalize import ChatRequest, parse_body
-from ..pipeline import Ticket
+from ..server.logs import note_error
 from ..sse import encode_comment
 from ..translate.base import ResponseContext, StreamRenderer
-from ..upstream import Comment
+from ..upstream.client import Comment
 from .body import off_loop_if_big, read_body
 from .state import CACHE_STATUS_HEADER, CACHE_STATUS_KEY, STATE_KEY, AppState
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -67,7 +68,7 @@ async def serve_protocol(request: web.Request, protocol: Protocol) -> web.Stream
 
 async def serve_generation(request: web.Request, protocol: Protocol, raw: bytes | bytearray) -> web.StreamResponse:
     """A generation request from its raw body: a repeat of known bytes is answered from the
-    cache without parsing (see proxy/memo.py); everything else takes the full path."""
+    cache without parsing (see proxy/cache/memo.py); everything else takes the full path."""
     state: AppState = request.app[STATE_KEY]
     status = "BYPASS"  # what the cache did, for an error answered before the pipeline could say
     try:

@@ -7,20 +7,20 @@ from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
-from ..admission import Admission, Classifier
 from ..cache.keys import cache_key, model_identity
+from ..cache.memo import BodyMemo
+from ..cache.policy import CacheControl
 from ..cache.store import ResponseCache
-from ..cache_control import CacheControl
-from ..memo import BodyMemo
 from ..config import UPSTREAM_DEFAULT_MODEL, Settings
 from ..errors import ProxyError
+from ..generation.admission import Admission, Classifier
+from ..generation.pipeline import Pipeline
 from ..normalize import ChatRequest, NormalizeConfig, normalize_chat
-from ..pipeline import Pipeline
 from ..tokens import TokenCounter
-from ..upstream import UpstreamClient
-from ..template_facts import TemplateFacts
-from ..upstream_profile import MLX_LAUNCHED, UpstreamProfile, discover
-from ..upstream_status import UpstreamStatus
+from ..upstream.client import UpstreamClient
+from ..upstream.profile import MLX_LAUNCHED, UpstreamProfile, discover
+from ..upstream.status import UpstreamStatus
+from ..upstream.template import TemplateFacts
 
 log = logging.getLogger("mlx_proxy")
 
@@ -77,7 +77,7 @@ class AppState:
         return self.settings.served_model != UPSTREAM_DEFAULT_MODEL
 
     async def ensure_profile(self) -> None:
-        """Learn what the upstream is, once (see proxy/upstream_profile.py). Until it is known,
+        """Learn what the upstream is, once (see proxy/upstream/profile.py). Until it is known,
         a request whose cache key needs the upstream's identity cannot be served: 503."""
         if self.profile is not None:
             return

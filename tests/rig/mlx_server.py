@@ -31,7 +31,7 @@ from launcher.cli import free_port
 from launcher.config import LaunchConfig
 from launcher.models import resolve_model
 from launcher.supervisor import Supervisor
-from proxy.upstream_status import UpstreamStatus
+from proxy.upstream.status import UpstreamStatus
 from tests.rig.tool_model import ToolModel, build_tool_model_cached
 
 # Fault tests should see restarts quickly: the production 1 s initial backoff is kept short.

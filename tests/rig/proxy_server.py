@@ -5,11 +5,10 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from proxy.app import ProxyServer
-from proxy.config import Settings
-from proxy.upstream_status import UpstreamStatus
-
 from launcher.cli import free_port
+from proxy.config import Settings
+from proxy.server.app import ProxyServer
+from proxy.upstream.status import UpstreamStatus
 
 
 @dataclass

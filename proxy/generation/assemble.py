@@ -12,11 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .completion import Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage, new_call_id
-from .clocks import chunk_has_output
-from .errors import ProxyError
-from .toolcalls import ToolCallScanner, normalize_upstream_calls
-from .toolcalls.fragments import StructuredCalls
+from ..completion import (
+    Event,
+    Finish,
+    Logprobs,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    new_call_id,
+)
+from ..errors import ProxyError
+from ..toolcalls import ToolCallScanner, normalize_upstream_calls
+from ..toolcalls.fragments import StructuredCalls
+from ..upstream.clocks import chunk_has_output
 
 
 class StreamAssembler:

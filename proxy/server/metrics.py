@@ -27,13 +27,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from .admission import CLASS_NAMES
-from .cache.breaker import BreakerState
-from .completion import Completion
+from ..cache.breaker import BreakerState
+from ..completion import Completion
+from ..generation.admission import CLASS_NAMES
 
 if TYPE_CHECKING:
+    from ..routes.state import AppState
     from .logs import RequestRecord
-    from .routes.state import AppState
 
 # End-to-end and generation latency: from a cache hit (ms) to the longest agent turn the
 # proxy allows (Settings.total_timeout's 30 minutes).

@@ -12,7 +12,7 @@ import re
 
 import orjson
 
-from .errors import ProxyError
+from ..errors import ProxyError
 
 # Seconds a client is told to wait when the upstream says it is busy.
 UPSTREAM_BUSY_RETRY_AFTER = 5

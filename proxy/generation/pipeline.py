@@ -16,21 +16,21 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
+from ..cache.policy import CacheControl
+from ..cache.relay import Publisher, RelayGap, RelayReader
+from ..cache.store import CacheHit, ResponseCache
+from ..completion import Completion, CompletionBuilder, Event, Finish
+from ..config import Settings
+from ..errors import ProxyError
+from ..normalize import ChatRequest
+from ..server.logs import note_generation, note_usage
+from ..server.metrics import PipelineObserver
+from ..tokens import estimate_tokens
+from ..upstream.client import Comment, UpstreamClient
+from ..upstream.status import UpstreamStatus
 from .admission import BACKGROUND, Admission, Classifier
 from .assemble import StreamAssembler
-from .cache.store import CacheHit, ResponseCache
-from .cache_control import CacheControl
-from .completion import Completion, CompletionBuilder, Event, Finish
-from .config import Settings
-from .errors import ProxyError
 from .flight import Flight, Item
-from .logs import note_generation, note_usage
-from .metrics import PipelineObserver
-from .normalize import ChatRequest
-from .relay import Publisher, RelayGap, RelayReader
-from .tokens import estimate_tokens
-from .upstream import Comment, UpstreamClient
-from .upstream_status import UpstreamStatus
 
 log = logging.getLogger("mlx_proxy.pipeline")
 
@@ -114,7 +114,7 @@ class Pipeline:
         self.orphans = 0  # generations still running for the cache after their clients left
         self._last_generation_end = time.monotonic()
         self.cancelled = 0
-        self.observer = PipelineObserver()  # metrics replace it (proxy.metrics.Metrics)
+        self.observer = PipelineObserver()  # metrics replace it (proxy.server.metrics.Metrics)
 
     # --- entry -------------------------------------------------------------------------------
     async def open(self, key: str, req: ChatRequest, cc: CacheControl,

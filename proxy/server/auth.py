@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .errors import ProxyError
+from ..errors import ProxyError
 
 # Key namespaces cannot contain '.', the separator between a key's namespace and a client's
 # X-Cache-Namespace inside it: "team" + "proj" -> "team.proj" never equals another key's own.

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ..errors import ProxyError
 from .auth import is_loopback
-from .errors import ProxyError
 
 # Segments that change meaning once a server normalizes the path; percent-encoded dots and
 # slashes; backslashes (some servers treat them as slashes).

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from proxy.cache.backend import NoEventRelay
+from proxy.cache.backends.base import NoEventRelay
 from proxy.cache.entry import StoredEntry
 
 

@@ -7,18 +7,18 @@ import signal
 
 from aiohttp import web
 
+from ..config import Settings
+from ..errors import ProxyError
+from ..routes import admin, openai, passthrough, probes, protocols
+from ..routes.body import UNREADABLE_BODY_KEY
+from ..routes.serve import error_response
+from ..routes.state import CACHE_STATUS_HEADER, CACHE_STATUS_KEY, STATE_KEY, AppState
+from ..upstream.status import UpstreamStatus
 from .auth import check_exposure, is_loopback, require_api_key
-from .config import Settings
 from .connections import ConnectionGuard, GuardedSite
-from .errors import ProxyError
 from .guard import guard_requests
 from .logs import access_log_sink, add_request_id, configure_logging, observe_requests
 from .metrics import METRICS_KEY, Metrics, metrics_endpoint
-from .routes import admin, openai, passthrough, probes, protocols
-from .routes.serve import error_response
-from .routes.body import UNREADABLE_BODY_KEY
-from .routes.state import CACHE_STATUS_HEADER, CACHE_STATUS_KEY, STATE_KEY, AppState
-from .upstream_status import UpstreamStatus
 
 log = logging.getLogger("mlx_proxy")
 

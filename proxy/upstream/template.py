@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .toolcalls.registry import REASONING_ZONES
+from ..toolcalls.registry import REASONING_ZONES
 
 _PROBE_MESSAGES = [{"role": "user", "content": "ping"}]
 _PROBE_TOOL = {"type": "function", "function": {

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import orjson
 from aiohttp import web
 
-from .completion import Usage
-from .config import Settings
+from ..completion import Usage
+from ..config import Settings
 
 access_log = logging.getLogger("mlx_proxy.access")
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
+from ..config import Settings
+from ..errors import ProxyError
+from ..sse import SSEDecoder
 from .clocks import Clock, chunk_has_token
-from .config import Settings
-from .errors import ProxyError
-from .sse import SSEDecoder
-from .upstream_errors import map_error_event, map_upstream_status
+from .errors import map_error_event, map_upstream_status
 
 # Headers that describe one hop, not the message (RFC 9110 7.6.1), plus those aiohttp recomputes.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
@@ -78,7 +78,7 @@ class UpstreamClient:
         """POST a streaming request; yield each `data:` JSON object and each comment, until [DONE].
 
         Raises ProxyError: upstream_unreachable/upstream_error/upstream_rejected before the stream
-        starts, upstream_timeout when a clock runs out (see proxy/clocks.py: bytes without a
+        starts, upstream_timeout when a clock runs out (see proxy/upstream/clocks.py: bytes without a
         token do not count as progress), upstream_bad_response for garbage, and upstream_error
         when the stream ends without [DONE].
         """

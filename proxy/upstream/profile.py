@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import orjson
 
-from .errors import ProxyError
+from ..errors import ProxyError
 
 # `owned_by` in /v1/models -> server family (what each one writes there).
 OWNED_BY = {"me": "llama-cpp-python", "llamacpp": "llama.cpp", "vllm": "vllm", "library": "ollama",

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from .errors import ProxyError
+from ..errors import ProxyError
 
 INTERACTIVE, BACKGROUND = 0, 1
 CLASS_NAMES = {INTERACTIVE: "interactive", BACKGROUND: "background"}

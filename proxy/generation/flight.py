@@ -11,10 +11,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
+from ..completion import Completion, Event
+from ..errors import ProxyError
+from ..upstream.client import Comment
 from .admission import INTERACTIVE
-from .completion import Completion, Event
-from .errors import ProxyError
-from .upstream import Comment
 
 Item = Event | Comment
 

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from proxy.cache.backend import NoEventRelay, Waiters
+from proxy.cache.backends.base import NoEventRelay, Waiters
 from proxy.cache.entry import StoredEntry
 
 # Per-entry memory beyond key and JSON: OrderedDict slot, tuple, StoredEntry, Completion, float

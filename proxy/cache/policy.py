@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .cache.keys import check_namespace
-from .errors import invalid
+from ..errors import invalid
+from .keys import check_namespace
 
 
 @dataclass(frozen=True)

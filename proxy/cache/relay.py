@@ -17,10 +17,18 @@ from collections.abc import Iterable
 
 import orjson
 
-from .cache.store import ResponseCache
-from .completion import Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage
-from .flight import Item
-from .upstream import Comment
+from ..completion import (
+    Finish,
+    Logprobs,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from ..generation.flight import Item
+from ..upstream.client import Comment
+from .store import ResponseCache
 
 log = logging.getLogger(__name__)
 

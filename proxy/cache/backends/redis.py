@@ -26,7 +26,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from proxy.cache.backend import EVENTS_SUFFIX, LEASE_SUFFIX, Waiters
+from proxy.cache.backends.base import EVENTS_SUFFIX, LEASE_SUFFIX, Waiters
 from proxy.cache.entry import EntryDecodeError, StoredEntry, decode_entry, encode_entry
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Where entries live: in process, in Redis, nowhere."""
