@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import orjson
-
 from ..errors import ProxyError, invalid
+from ..toolcalls.arguments import arguments_object, arguments_text
 from .body import type_name
 
 # OpenAI roles → the role sent upstream; chat templates know `system`, not `developer`.
@@ -123,7 +122,7 @@ def _tool_calls(calls: object, i: int) -> list:
             raise invalid(f"{param}.id must be a string, not {type_name(call_id)}", f"{param}.id")
         function = _named_function(call, param)
         arguments = function.get("arguments")
-        fixed = canonical_arguments(arguments, f"{param}.function.arguments")
+        fixed = history_arguments(arguments, f"{param}.function.arguments")
         if fixed != arguments:
             if out is None:
                 out = list(calls)
@@ -131,32 +130,18 @@ def _tool_calls(calls: object, i: int) -> list:
     return calls if out is None else out
 
 
-def canonical_arguments(arguments: object, param: str) -> str:
-    """Tool-call arguments as a compact JSON object string, repairing what can be repaired.
-
-    Repaired: an object (dumped), "" or null ("{}"), a JSON string of a JSON object string
-    (decoded once: some clients double-encode). Anything else is a 400 naming the message.
+def history_arguments(arguments: object, param: str) -> str:
+    """A history call's arguments in the canonical text (proxy/toolcalls/arguments.py), repairing
+    what can be repaired: an object (dumped), "" or null ("{}"), a JSON string of a JSON object
+    string (decoded twice: some clients double-encode). Anything else is a 400 naming the message.
     """
-    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
-        return "{}"
-    value = arguments
-    if isinstance(value, str):
-        value = _loads_or_none(value)
-        if isinstance(value, str):
-            value = _loads_or_none(value)
-    if not isinstance(value, dict):
+    obj = arguments_object(arguments, layers=2)
+    if obj is None:
         raise invalid(f"{param} must be a JSON object (or a string holding one)", param)
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # nested deeper than orjson writes, or integers beyond 64 bits
-        raise invalid(f"{param} cannot be re-encoded as JSON", param) from None
-
-
-def _loads_or_none(text: str) -> object:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
+    text = arguments_text(obj)
+    if text is None:  # (a parsed body always encodes: its depth was bounded before it was parsed)
+        raise invalid(f"{param} cannot be re-encoded as JSON", param)
+    return text
 
 
 def canonical_tools(tools: object, field: str = "tools") -> list | None:

@@ -13,12 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from .arguments import JSON_DECODER, arguments_object, arguments_text
 
 RawCall = tuple[str, dict]
 
-# Model JSON is read leniently: raw newlines and tabs inside strings are common in code arguments.
-JSON_DECODER = json.JSONDecoder(strict=False)
 # raw_decode reports a truncated value's error within this many characters of the end
 # (the longest unfinished token it can stop in front of is a `\uXXX` escape or `fals`).
 _TRUNCATION_SLACK = 6
@@ -96,21 +94,6 @@ class DeclaredTools:
         props = self.functions.get(name, {}).get("properties")
         schema = props.get(param) if isinstance(props, dict) else None
         return schema if isinstance(schema, dict) else None
-
-
-def arguments_object(value: Any) -> dict | None:
-    """Arguments as an object: an object as is, a string holding one decoded ONCE, nothing
-    (absent/null) as {}. Anything else (a list, a string of a string) is not a call."""
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        if not value.strip():
-            return {}
-        try:
-            value = JSON_DECODER.decode(value)
-        except json.JSONDecodeError:
-            return None
-    return value if isinstance(value, dict) else None
 
 
 def calls_from_json(value: Any, *, require_arguments: bool = False) -> list[RawCall] | None:
@@ -261,15 +244,10 @@ def accept_calls(raw: list[RawCall] | object | None, tools: DeclaredTools) -> li
         return None
     out = []
     for name, args in raw:
-        if not tools.declared(name) or not isinstance(args, dict):
+        text = arguments_text(args) if tools.declared(name) and isinstance(args, dict) else None
+        if text is None:
             return None
-        try:
-            out.append((name, orjson.dumps(args).decode()))
-        except (TypeError, orjson.JSONEncodeError):
-            try:
-                out.append((name, json.dumps(args, ensure_ascii=False, allow_nan=False)))
-            except (TypeError, ValueError):
-                return None
+        out.append((name, text))
     return out
 
 

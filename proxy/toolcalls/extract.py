@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable
 
 from ..completion import TextDelta, ToolCall, ToolCallDelta
-from .calls import JSON_DECODER
+from .arguments import canonical_arguments
 from .scanner import ToolCallScanner, new_call_id
 
 
@@ -27,24 +27,6 @@ def extract(text: str, tools: list[dict] | None, finish_reason: str,
     return content or None, calls, reason
 
 
-def _arguments_text(raw) -> str | None:
-    """One JSON object text: mlx_lm.server json.dumps()es whatever the parser gave, so a model
-    that wrote its arguments as a JSON string arrives double-encoded; undo that once."""
-    value = raw
-    for _ in range(2):
-        if isinstance(value, dict):
-            return json.dumps(value, ensure_ascii=False)
-        if not isinstance(value, str):
-            return None
-        if not value.strip():
-            return "{}"
-        try:
-            value = JSON_DECODER.decode(value)
-        except json.JSONDecodeError:
-            return None
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else None
-
-
 def normalize_upstream_calls(raw: list[dict], new_id: Callable[[], str] = new_call_id
                              ) -> tuple[list[ToolCall], str]:
     """mlx_lm.server's structured `tool_calls` (message.tool_calls, or whole calls from stream
@@ -59,7 +41,9 @@ def normalize_upstream_calls(raw: list[dict], new_id: Callable[[], str] = new_ca
     for item in raw or ():
         fn = item.get("function") if isinstance(item, dict) else None
         name = fn.get("name") if isinstance(fn, dict) else None
-        args = _arguments_text(fn.get("arguments")) if isinstance(fn, dict) else None
+        # mlx_lm.server json.dumps()es whatever its parser gave, so a model that wrote its
+        # arguments as a JSON string arrives double-encoded: undone once more (layers=2).
+        args = canonical_arguments(fn.get("arguments"), layers=2) if isinstance(fn, dict) else None
         if not isinstance(name, str) or not name or args is None:
             leftovers.append(json.dumps(item, ensure_ascii=False))
             continue

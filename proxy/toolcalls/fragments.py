@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from .arguments import canonical_arguments
+
 
 @dataclass
 class _Call:
@@ -55,7 +57,7 @@ class _Call:
         """The call as one whole delta (mlx_lm.server's shape)."""
         args = self.whole_arguments if self.whole_arguments is not None else "".join(self.arguments)
         if not isinstance(args, str):
-            args = orjson.dumps(args).decode()
+            args = canonical_arguments(args) or orjson.dumps(args).decode()  # (an object of no JSON: as it came)
         return {"id": self.id, "type": self.type, "function": {"name": self.name, "arguments": args}}
 
 

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from .formats import (bare_json, call_syntax, calling_tool, claude_xml, command_r, deepseek,
-                      function_attr, function_gemma, functionary, gemma4, glm, gpt_oss,
-                      gpt_oss_recipient, gpt_oss_start, granite, granite_fc, hermes, internlm,
-                      jamba, json_fence, kimi_k2, kimi_k3, lfm_pythonic, llama3, llama4_pythonic,
-                      longcat, minicpm5, minimax, mistral, muse_spark, nemotron, olmo3, phi4_mini,
-                      pythonic_tail, qwen3_xml, seed_oss, step3, tool_code_fence, tools_wrapper,
+from .formats import (bare_json, call_syntax, calling_tool, claude_xml, command_r, deepseek, function_attr,
+                      function_gemma, functionary, gemma4, glm, gpt_oss, gpt_oss_recipient, gpt_oss_start,
+                      granite, granite_fc, hermes, internlm, jamba, json_fence, kimi_k2, kimi_k3, lfm_pythonic,
+                      llama3, llama4_pythonic, longcat, minicpm5, minimax, mistral, muse_spark, nemotron, olmo3,
+                      phi4_mini, pythonic_tail, qwen3_xml, seed_oss, step3, tool_code_fence, tools_wrapper,
                       xml_function)
 
 MARKER_FORMATS: tuple[ModuleType, ...] = (

@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from ..errors import ProxyError, invalid
+from ..toolcalls.arguments import arguments_text
 from .messages_tools import ConversationTools, chat_tool, definition_text
 
 # Blocks dropped from the history (see above).
@@ -191,8 +190,9 @@ def _tool_call(block: dict, path: str) -> dict:
     args = block.get("input", {})
     if not isinstance(args, dict):
         raise invalid(f"`{path}.input` must be an object", f"{path}.input")
-    # Compact JSON, key order kept: the shape model-written arguments have.
-    arguments = orjson.dumps(args).decode()
+    arguments = arguments_text(args)
+    if arguments is None:
+        raise invalid(f"`{path}.input` cannot be encoded as JSON", f"{path}.input")
     return {"id": block["id"], "type": "function", "function": {"name": block["name"], "arguments": arguments}}
 
 

@@ -16,9 +16,8 @@ Usage). Choices worth knowing:
 """
 from __future__ import annotations
 
-import orjson
-
 from ..completion import Completion, ToolCall, Usage
+from ..toolcalls.arguments import arguments_object, canonical_arguments
 from .base import ResponseContext
 from .ids import derive_id
 
@@ -47,11 +46,7 @@ def wants_thinking(ctx: ResponseContext) -> bool:
 
 def tool_input_json(arguments: str) -> str:
     """The call's arguments as a JSON object text; `{}` if the upstream produced anything else."""
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return "{}"
-    return arguments if isinstance(value, dict) else "{}"
+    return canonical_arguments(arguments) or "{}"
 
 
 def stop_reason(finish_reason: str, has_calls: bool) -> str:
@@ -80,5 +75,5 @@ def render_json(c: Completion, ctx: ResponseContext) -> dict:
         content.append({"type": "text", "text": c.content})
     for call in c.tool_calls:
         content.append({"type": "tool_use", "id": tool_use_id(call), "name": call.name,
-                        "input": orjson.loads(tool_input_json(call.arguments))})
+                        "input": arguments_object(call.arguments) or {}})
     return message_object(ctx, content, stop_reason(c.finish_reason, bool(c.tool_calls)), usage_json(c.usage))

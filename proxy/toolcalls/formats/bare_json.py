@@ -4,8 +4,7 @@ a list of them, or several such values one after another (on their own lines, or
 as Llama 3 writes them). The arguments key is required, and
 the JSON must start a line and end the message: JSON shown as an example, inside prose or
 followed by prose, is not a call."""
-from ..calls import (COMPLETE, INVALID, DeclaredTools, RawCall, accept_calls, calls_from_json,
-                     json_value_at, skip_ws)
+from ..calls import COMPLETE, INVALID, DeclaredTools, RawCall, accept_calls, calls_from_json, json_value_at, skip_ws
 
 
 def _values(text: str):

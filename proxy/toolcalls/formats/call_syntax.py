@@ -3,7 +3,8 @@ several in a row, on their own lines or joined by `;`. Also read inside `[Callin
 (calling_tool.py)."""
 import re
 
-from ..calls import COMPLETE, INCOMPLETE, INVALID, DeclaredTools, RawCall, arguments_object, json_value_at, skip_ws
+from ..arguments import arguments_object
+from ..calls import COMPLETE, INCOMPLETE, INVALID, DeclaredTools, RawCall, json_value_at, skip_ws
 
 _NAME = re.compile(r"[A-Za-z_][\w.\-]*")
 

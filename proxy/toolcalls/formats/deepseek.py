@@ -8,7 +8,8 @@
 """
 import re
 
-from ..calls import RawCall, arguments_object, json_value_at, COMPLETE
+from ..arguments import arguments_object
+from ..calls import COMPLETE, RawCall, json_value_at
 
 START, END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
 

@@ -2,7 +2,8 @@
 object or as `<parameter name="KEY">VALUE</parameter>` children (typed by the schema)."""
 import re
 
-from ..calls import COMPLETE, DeclaredTools, RawCall, arguments_object, json_value_at, parameter_values, still_open
+from ..arguments import arguments_object
+from ..calls import COMPLETE, DeclaredTools, RawCall, json_value_at, parameter_values, still_open
 from .minimax import _PARAM, unquote
 
 START, END = "<function name=", "</function>"

@@ -3,7 +3,8 @@ syntax, removed from the content (the text after it stays). No end marker: the c
 where its JSON ends."""
 import re
 
-from ..calls import COMPLETE, INCOMPLETE, SYNTAX, arguments_object, json_value_at
+from ..arguments import arguments_object
+from ..calls import COMPLETE, INCOMPLETE, SYNTAX, json_value_at
 
 START, END = ">>>", None
 

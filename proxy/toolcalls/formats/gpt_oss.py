@@ -7,7 +7,8 @@ first, see gpt_oss_recipient.py.)
 """
 import re
 
-from ..calls import COMPLETE, RawCall, arguments_object, json_value_at
+from ..arguments import arguments_object
+from ..calls import COMPLETE, RawCall, json_value_at
 
 START, END = "<|channel|>commentary to=functions.", "<|call|>"
 

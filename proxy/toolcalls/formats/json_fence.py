@@ -9,8 +9,8 @@ own call syntax).
 """
 import re
 
-from ..calls import (COMPLETE, INVALID, DeclaredTools, RawCall, accept_calls, calls_from_json,
-                     json_value_at, one_json_body_calls, skip_ws)
+from ..calls import (COMPLETE, INVALID, DeclaredTools, RawCall, accept_calls, calls_from_json, json_value_at,
+                     one_json_body_calls, skip_ws)
 from .hermes import END as HERMES_CLOSE
 from .hermes import START as HERMES_OPEN
 

@@ -4,7 +4,8 @@
 """
 import re
 
-from ..calls import RawCall, arguments_object, json_value_at, COMPLETE
+from ..arguments import arguments_object
+from ..calls import COMPLETE, RawCall, json_value_at
 
 START, END = "<|tool_calls_section_begin|>", "<|tool_calls_section_end|>"
 

@@ -11,7 +11,8 @@ carry one `<|open|>json ...<|sep|>{...}<|close|>json<|sep|>` object.
 """
 import re
 
-from ..calls import COMPLETE, JSON_DECODER, RawCall, arguments_object, json_value_at
+from ..arguments import JSON_DECODER, arguments_object
+from ..calls import COMPLETE, RawCall, json_value_at
 
 START, END = "<|open|>tools<|sep|>", "<|close|>tools<|sep|>"
 

@@ -3,8 +3,9 @@ v11+ `NAME[ARGS]{...}` (optionally `NAME[CALL_ID]ID[ARGS]{...}`), repeatable. Th
 marker: the call ends where its JSON ends."""
 import re
 
-from ..calls import (COMPLETE, INCOMPLETE, INVALID, DeclaredTools, RawCall, arguments_object,
-                     json_value_at, measure_json_sequence, one_json_body_calls, skip_ws)
+from ..arguments import arguments_object
+from ..calls import (COMPLETE, INCOMPLETE, INVALID, DeclaredTools, RawCall, json_value_at,
+                     measure_json_sequence, one_json_body_calls, skip_ws)
 
 START, END = "[TOOL_CALLS]", None
 

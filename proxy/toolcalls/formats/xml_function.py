@@ -1,6 +1,7 @@
 """`<function=NAME>...</function>` without an outer `<tool_call>`: Qwen3-Coder parameters
 (often emitted bare) or Functionary v3.1 / Llama 3.1 custom-tool JSON (`<function=NAME>{...}`)."""
-from ..calls import COMPLETE, DeclaredTools, RawCall, arguments_object, json_value_at, still_open
+from ..arguments import arguments_object
+from ..calls import COMPLETE, DeclaredTools, RawCall, json_value_at, still_open
 from .qwen3_xml import parameters
 
 START, END = "<function=", "</function>"
