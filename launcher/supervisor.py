@@ -24,24 +24,14 @@ from proxy.upstream.status import UpstreamStatus
 
 from . import config as defaults
 from .config import LaunchConfig
-from .policy import (
-    STOPPED_STATES,
-    LineKind,
-    backoff_delay,
-    child_env,
-    classify_line,
-    listening_inodes,
-    proc_stat_state,
-    retry_after_seconds,
-    server_args,
-    waiting_for,
-)
+from .probe import probe_completion
+from .policy import (STOPPED_STATES, LineKind, backoff_delay, child_env, classify_line, listening_inodes,
+                     proc_stat_state, retry_after_seconds, server_args, waiting_for)
 
 log = logging.getLogger("mlx_launch")
 child_log = logging.getLogger("mlx_launch.server")
 
 # The readiness probe: the smallest request that needs the model loaded and generating.
-PROBE_BODY = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
 # Relayed child lines are cut here: the server echoes whole request bodies on JSON errors,
 # and prompt text must not reach the logs.
 RELAY_MAX_CHARS = 500
@@ -221,11 +211,11 @@ class Supervisor:
                         raise LaunchError(f"mlx_lm.server not ready after {self.cfg.ready_timeout:g} s "
                                           f"(still waiting for {self._waiting_for(connected)})" + self._tail_text())
                     if probe is None:
-                        probe = asyncio.create_task(self._probe(session, deadline - now))
+                        probe = asyncio.create_task(probe_completion(session, self.url, deadline - now))
                     await asyncio.wait([probe], timeout=defaults.READY_POLL_INTERVAL)
                     if probe.done():
                         code = probe.result()
-                        connected = connected or code > 0
+                        connected = connected or code > 0  # an HTTP answer, even an error
                         if code == 200:
                             return True
                         probe = None
@@ -239,18 +229,6 @@ class Supervisor:
             finally:
                 if probe is not None:
                     probe.cancel()
-
-    async def _probe(self, session: aiohttp.ClientSession, timeout: float) -> int:
-        """HTTP status of one 1-token completion; 0 when nothing answers (yet)."""
-        try:
-            async with session.post(self.url + "/v1/chat/completions", json=PROBE_BODY,
-                                    timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-                await resp.read()
-                return resp.status
-        except aiohttp.ClientConnectorError:
-            return 0
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            return -1  # connected but no good answer: still loading or broken
 
     def _waiting_for(self, connected: bool) -> str:
         return waiting_for(LineKind.LISTENING in self._seen, LineKind.DOWNLOADING in self._seen, connected)

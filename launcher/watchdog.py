@@ -28,7 +28,7 @@ from proxy.errors import ProxyError
 from proxy.generation.pipeline import Silence
 from proxy.upstream.status import UpstreamStatus
 
-from .supervisor import PROBE_BODY
+from .probe import probe_completion
 
 log = logging.getLogger("mlx_launch.watchdog")
 
@@ -121,10 +121,4 @@ class Watchdog:
         self.supervisor.request_restart(cause)
 
     async def _probe(self, session: aiohttp.ClientSession) -> bool:
-        try:
-            async with session.post(self.upstream_url + "/v1/chat/completions", json=PROBE_BODY,
-                                    timeout=aiohttp.ClientTimeout(total=self.policy.timeout)) as resp:
-                await resp.read()
-                return resp.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            return False
+        return await probe_completion(session, self.upstream_url, self.policy.timeout) == 200
