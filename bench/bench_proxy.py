@@ -1,6 +1,7 @@
 """Proxy overhead and cache-hit speed, each against a baseline measured in the same run.
 
     python bench/bench_proxy.py [--requests 500] [--seconds 3] [--rounds 3] [--concurrency 32]
+                                [--compare OTHER_CHECKOUT]
 
 Processes: a minimal instant upstream (bench/fast_upstream.py), a real redis-server (if
 installed), and `python -m proxy` in front, each its own process, clients over loopback.
@@ -15,6 +16,9 @@ Rows:
 Latency: each scenario's requests alternate with the baseline's, and its ratio is against those
 baseline samples; throughput: rounds alternate between scenarios, median kept. Either way the
 machine's noise falls on baseline and proxy alike.
+`--compare DIR` adds every proxy row again for the proxy of another checkout (another commit,
+`git worktree add DIR REV`), in the same run: a change is not slower when its rows keep their
+ratios against the other checkout's.
 """
 from __future__ import annotations
 
@@ -67,8 +71,8 @@ def claude_code_body() -> dict:
 
 
 @contextmanager
-def process(argv: list[str], ready_url: str | None = None, env: dict | None = None):
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+def process(argv: list[str], ready_url: str | None = None, env: dict | None = None, cwd: Path | None = None):
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
     try:
         if ready_url:
             deadline = time.monotonic() + 30
@@ -175,10 +179,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="length of one throughput round")
     ap.add_argument("--rounds", type=int, default=3, help="throughput rounds per scenario (median kept)")
     ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--compare", type=Path, help="another checkout whose proxy runs beside this one")
     args = ap.parse_args()
     body = claude_code_body()
     json_payload, stream_payload = orjson.dumps(body), orjson.dumps({**body, "stream": True})
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    checkouts = [(ROOT, "")] + ([(args.compare.resolve(), f" [{args.compare.name}]")] if args.compare else [])
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}"
     chat = "/v1/chat/completions"
@@ -193,10 +198,13 @@ def main() -> None:
             caches += [("proxy hit, redis", redis_url, ()),
                        ("proxy hit, redis, no near copy", redis_url, ("--cache-near-ttl", "0"))]
         for label, cache, flags in caches:
-            port = free_port()
-            stack.enter_context(process(proxy_argv(upstream, port, cache, *flags), f"http://127.0.0.1:{port}/health", env))
-            url = f"http://127.0.0.1:{port}{chat}"
-            scenarios += [Scenario(f"{label}, JSON", url, json_payload), Scenario(f"{label}, stream", url, stream_payload, False)]
+            for checkout, tag in checkouts:
+                port = free_port()
+                stack.enter_context(process(proxy_argv(upstream, port, cache, *flags), f"http://127.0.0.1:{port}/health",
+                                            dict(os.environ, PYTHONPATH=str(checkout)), cwd=checkout))
+                url = f"http://127.0.0.1:{port}{chat}"
+                scenarios += [Scenario(f"{label}{tag}, JSON", url, json_payload),
+                              Scenario(f"{label}{tag}, stream", url, stream_payload, False)]
         json_base, stream_base = scenarios[0], scenarios[1]
         for sc in scenarios[2:]:
             base = json_base if sc.payload is json_payload else stream_base
@@ -210,14 +218,14 @@ def main() -> None:
     print(f"body {len(json_payload) // 1000} KB; latency: {args.requests} requests at concurrency 1, each "
           f"scenario alternating with the baseline; throughput: median of {args.rounds} alternating "
           f"{args.seconds:.0f} s rounds at concurrency {args.concurrency}")
-    print(f"{'scenario':46s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs base':>8s} {'req/s':>8s} {'vs base':>8s}")
+    print(f"{'scenario':58s} {'p50 ms':>8s} {'p99 ms':>8s} {'vs base':>8s} {'req/s':>8s} {'vs base':>8s}")
     for sc in scenarios:
         p50 = statistics.median(sc.latencies) * 1000
         # against the baseline samples taken alongside it (the baseline rows: all of them)
         paired = statistics.median(sc.paired_base) * 1000 if sc.paired_base else base_p50
         rps = statistics.median(sc.rates) if sc.rates else None
         rps_s = f"{rps:8.0f} {rps / base_rps:7.2f}x" if rps else f"{'':8s} {'':8s}"
-        print(f"{sc.name:46s} {p50:8.2f} {pct(sc.latencies, 99):8.2f} {p50 / paired:7.2f}x {rps_s}")
+        print(f"{sc.name:58s} {p50:8.2f} {pct(sc.latencies, 99):8.2f} {p50 / paired:7.2f}x {rps_s}")
 
 
 if __name__ == "__main__":

@@ -177,9 +177,8 @@ def _start_watchdog(cfg: LaunchConfig, server: ProxyServer, supervisor: Supervis
     """The wedge watchdog reads the proxy's generations and asks the supervisor to restart."""
     if cfg.watchdog_timeout <= 0:
         return None
-    generations = server.generations
     policy = WatchdogPolicy(timeout=cfg.watchdog_timeout, prefill_timeout=server.settings.first_token_timeout)
-    dog = Watchdog(policy, generations, supervisor, status, supervisor.url)
+    dog = Watchdog(policy, server.pipeline, supervisor, status, supervisor.url)
     task = asyncio.ensure_future(dog.run())
     task.add_done_callback(_log_watchdog_end)
     return task

@@ -1,7 +1,9 @@
-"""Settings: every limit and default of the proxy, named once, with the reason beside it.
+"""Settings: every limit and default a user may change, named once, with the reason beside it.
 
 One frozen dataclass. `proxy.cli` fills it from flags > environment (`MLX_PROXY_*`) > a TOML
-config file > these defaults; nothing else in the code hard-codes a limit.
+config file > these defaults. Constants nobody tunes (a protocol's own bounds, poll
+intervals, the structure limits of a JSON body) are named once too, with their reasons, in
+the module that uses them; the few several modules share are here, above the dataclass.
 """
 from __future__ import annotations
 
@@ -16,6 +18,11 @@ DEFAULT_UPSTREAM = "http://127.0.0.1:8080"
 # The stock server keeps a loaded model only for these `model` values (or its --model path);
 # anything else makes it unload and try to load that name.
 UPSTREAM_DEFAULT_MODEL = "default_model"
+
+# Seconds a client is told to wait (Retry-After) when the proxy cannot serve it now but will
+# soon: the queue is full, the upstream says it is busy, it is starting or restarting (the
+# launcher replaces this with its own estimate). Short: Claude Code's own retries back off.
+RETRY_AFTER = 5
 
 # Claude Code's billing line: its `cch=` nonce changes on every request and defeats both our
 # cache and mlx_lm.server's KV prefix cache.

@@ -3,7 +3,7 @@
 Every failure a client can see is a `ProxyError` carrying a stable `code`; the table below maps
 the code to HTTP status and error type once. Bodies are rendered in OpenAI's shape
 `{"error": {"message", "type", "param", "code"}}` or Anthropic's
-`{"type": "error", "error": {"type", "message"}}` depending on the route.
+`{"type": "error", "error": {"type", "message"}}` depending on the route (`error_body`).
 """
 from __future__ import annotations
 
@@ -65,6 +65,8 @@ class ProxyError(Exception):
             h["Retry-After"] = str(int(self.retry_after))
         if not self.should_retry:
             h["x-should-retry"] = "false"
+        if self.status == 401:
+            h["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 names the scheme it wants
         return h
 
     def openai_body(self) -> dict:
@@ -73,6 +75,18 @@ class ProxyError(Exception):
 
     def anthropic_body(self) -> dict:
         return {"type": "error", "error": {"type": ERROR_TABLE[self.code][2], "message": self.message}}
+
+
+# Where errors are answered in Anthropic's shape: the Messages API and everything under it
+# (forwarded ones too, such as /v1/messages/batches), since Anthropic's clients call them.
+ANTHROPIC_PATHS = ("/v1/messages",)
+
+
+def error_body(path: str, err: ProxyError) -> dict:
+    """The one rule for an error's shape: by the request's path, for every route and every
+    error (a handler's, a middleware's, the HTTP parser's, one written into a stream)."""
+    anthropic = any(path == p or path.startswith(p + "/") for p in ANTHROPIC_PATHS)
+    return err.anthropic_body() if anthropic else err.openai_body()
 
 
 def invalid(message: str, param: str | None = None) -> ProxyError:

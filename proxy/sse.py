@@ -2,7 +2,7 @@
 
 The decoder takes bytes in whatever pieces the network delivers and returns complete events;
 comment lines (`: keepalive 10/300` from mlx_lm.server) come out as events of their own so they
-can be relayed. Follows the WHATWG event-stream rules that matter here: LF, CRLF or CR line
+can be passed on. Follows the WHATWG event-stream rules that matter here: LF, CRLF or CR line
 ends, `data:` lines joined with newlines, one optional space after the colon, blank line ends
 an event.
 """

@@ -7,13 +7,7 @@ import sys
 import httpx
 import pytest
 
-from proxy.server.auth import (
-    AuthConfigError,
-    check_exposure,
-    match_key,
-    parse_api_key,
-    presented_key,
-)
+from proxy.server.auth import AuthConfigError, check_exposure, match_key, parse_api_key, presented_key
 from tests.rig.scripted_upstream import Script
 
 KEY = "k-0123456789abcdef"

@@ -11,6 +11,7 @@ from proxy.cache.keys import KEY_PREFIX
 from proxy.cache.store import CacheHit, ResponseCache
 from proxy.completion import Completion
 from proxy.config import Settings
+from tests.rig.caches import follow_outcome
 from tests.rig.redis_server import free_port, running_server
 
 KEY = KEY_PREFIX + "fa" * 32
@@ -80,7 +81,7 @@ async def test_every_operation_fails_open(redis_server, make_cache):
     assert token  # nobody can coordinate: we generate
     assert await cache.renew_lease(KEY, token) is True  # not a loss: keep renewing
     await cache.release_lease(KEY, token)
-    assert await cache.wait_for(KEY, timeout=30) == "takeover"
+    assert await follow_outcome(cache, KEY, 30) == "takeover"
     assert await cache.delete(KEY) is False
     assert await cache.flush() == 0
     stats = await cache.stats()
@@ -155,14 +156,14 @@ async def test_a_leader_keeps_its_lease_across_a_redis_restart(redis_server, mak
     assert await leader.renew_lease(KEY, token) and leader.state == "ok"
     assert await follower.acquire_lease(KEY) is None  # the re-taken lease keeps followers waiting
     await leader.store(KEY, ANSWER)
-    assert isinstance(await follower.wait_for(KEY, timeout=5), CacheHit)
+    assert isinstance(await follow_outcome(follower, KEY, 5), CacheHit)
 
 
 async def test_a_follower_takes_over_when_redis_dies_while_it_waits(redis_server, make_cache):
     leader = await make_cache(redis_server.url)
     follower = await make_cache(redis_server.url, poll_interval=0.1)
     assert await leader.acquire_lease(KEY)
-    waiting = asyncio.create_task(follower.wait_for(KEY, timeout=60))
+    waiting = asyncio.create_task(follow_outcome(follower, KEY, 60))
     await asyncio.sleep(0.05)
     redis_server.kill()
     assert await asyncio.wait_for(waiting, 2) == "takeover"

@@ -173,17 +173,24 @@ def test_client_that_leaves_does_not_cancel_a_cacheable_generation(scripted, sta
     assert scripted.chat_calls == 1 and scripted.cancelled == 0
 
 
-def test_uncacheable_generation_is_cancelled_when_its_client_leaves(scripted, start_proxy):
-    scripted.script(Script(chunks=[f"t{i} " for i in range(50)], delay=0.1))
-    proxy = start_proxy(scripted.url)
-    with httpx.stream("POST", proxy.url + URL, json={**CHAT, "stream": True},
-                      headers={"Cache-Control": "no-store"}, timeout=30) as r:
+def _leave_after_the_first_content(url: str, body: dict, headers: dict | None = None) -> None:
+    with httpx.stream("POST", url + URL, json={**body, "stream": True}, headers=headers, timeout=30) as r:
         for line in r.iter_lines():
             if '"content"' in line:
                 break
-    deadline = time.monotonic() + 5
+
+
+def _wait_until_the_upstream_is_idle(scripted, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and scripted.active:
         time.sleep(0.05)
+
+
+def test_uncacheable_generation_is_cancelled_when_its_client_leaves(scripted, start_proxy):
+    scripted.script(Script(chunks=[f"t{i} " for i in range(50)], delay=0.1))
+    proxy = start_proxy(scripted.url)
+    _leave_after_the_first_content(proxy.url, CHAT, {"Cache-Control": "no-store"})
+    _wait_until_the_upstream_is_idle(scripted)
     assert scripted.active == 0 and scripted.cancelled == 1
 
 
@@ -196,13 +203,8 @@ def test_a_background_generation_is_cancelled_when_its_client_leaves(scripted, s
     does not keep the server busy after its client left, cacheable or not."""
     scripted.script(Script(chunks=[f"t{i} " for i in range(50)], delay=0.1))
     proxy = start_proxy(scripted.url)
-    with httpx.stream("POST", proxy.url + URL, json={"model": "m", **background, "stream": True}, timeout=30) as r:
-        for line in r.iter_lines():
-            if '"content"' in line:
-                break
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and scripted.active:
-        time.sleep(0.05)
+    _leave_after_the_first_content(proxy.url, {"model": "m", **background})
+    _wait_until_the_upstream_is_idle(scripted)
     assert scripted.active == 0 and scripted.cancelled == 1
     assert not proxy.state.pipeline.flights
 

@@ -12,6 +12,7 @@ from proxy.cache.keys import KEY_PREFIX
 from proxy.cache.store import CacheHit, ResponseCache
 from proxy.completion import Completion
 from proxy.config import Settings
+from tests.rig.caches import follow_outcome
 
 KEY = KEY_PREFIX + "ab" * 32
 SHORT = Completion(content="ok", finish_reason="stop")
@@ -136,7 +137,7 @@ async def test_a_hit_is_one_round_trip(make_cache, raw):
 async def test_polling_finds_an_entry_written_without_a_notification(make_cache, raw):
     follower = await make_cache(poll_interval=0.1)
     await raw.set(KEY + ":lease", b"another-proxy", px=10_000)
-    waiting = asyncio.create_task(follower.wait_for(KEY, timeout=10))
+    waiting = asyncio.create_task(follow_outcome(follower, KEY, 10))
     await asyncio.sleep(0.05)
     await raw.set(KEY, b"j" + b"\0" * 8 + SHORT.to_json())  # a writer that never publishes
     outcome = await asyncio.wait_for(waiting, 2)
@@ -146,7 +147,7 @@ async def test_polling_finds_an_entry_written_without_a_notification(make_cache,
 async def test_polling_covers_a_dropped_subscription_and_the_next_wait_resubscribes(make_cache, raw):
     leader, follower = await make_cache(), await make_cache(poll_interval=0.2)
     token = await leader.acquire_lease(KEY)
-    waiting = asyncio.create_task(follower.wait_for(KEY, timeout=10))
+    waiting = asyncio.create_task(follow_outcome(follower, KEY, 10))
     await asyncio.sleep(0.05)
     assert await raw.client_kill_filter(_type="pubsub") == 1  # the subscriber's connection drops
     await leader.store(KEY, SHORT)
@@ -158,7 +159,7 @@ async def test_polling_covers_a_dropped_subscription_and_the_next_wait_resubscri
     token = await leader.acquire_lease(KEY)
     for waiter in (follower, slow):
         waiter.poll_interval = NO_POLLING
-    waits = [asyncio.create_task(w.wait_for(KEY, timeout=10)) for w in (follower, slow)]
+    waits = [asyncio.create_task(follow_outcome(w, KEY, 10)) for w in (follower, slow)]
     await asyncio.sleep(0.1)
     await leader.store(KEY, SHORT)
     done = await asyncio.wait_for(asyncio.gather(*waits), 2)
@@ -189,7 +190,7 @@ async def test_delete_refuses_keys_that_are_not_our_entries(make_cache, raw, key
 async def test_the_subscription_survives_a_quiet_channel_longer_than_the_op_timeout(make_cache):
     leader, follower = await make_cache(), await make_cache(poll_interval=NO_POLLING)
     await leader.acquire_lease(KEY)
-    waiting = asyncio.create_task(follower.wait_for(KEY, timeout=10))
+    waiting = asyncio.create_task(follow_outcome(follower, KEY, 10))
     await asyncio.sleep(3 * follower.backend.op_timeout)  # several socket timeouts of silence
     await leader.store(KEY, SHORT)
     assert isinstance(await asyncio.wait_for(waiting, 1), CacheHit)

@@ -156,15 +156,18 @@ def test_near_copy_serves_repeats_without_redis_and_flush_clears_it(scripted, st
     assert post(proxy.url).headers["X-Cache-Status"] != "HIT"
 
 
-def _stream_lines(base: str, body=CHAT):
-    """(seconds since the request, line) for each non-empty SSE line."""
-    started = time.monotonic()
+def _stream_lines(base: str, body=CHAT, started: threading.Event | None = None):
+    """(seconds since the request, line) for each non-empty SSE line; sets `started` (if
+    given) once some content came through."""
+    begun = time.monotonic()
     out = []
     with httpx.stream("POST", base + URL, json={**body, "stream": True}, timeout=60) as r:
         status = r.headers.get("X-Cache-Status")
         for line in r.iter_lines():
             if line:
-                out.append((time.monotonic() - started, line))
+                out.append((time.monotonic() - begun, line))
+                if started is not None and '"content"' in line:
+                    started.set()
     return status, out
 
 
@@ -208,20 +211,6 @@ def test_follower_that_streamed_part_of_a_dead_leaders_answer_fails_retryably(
     assert retry.status_code == 200 and retry.json()["choices"][0]["message"]["content"] == "second try"
 
 
-def _stream_lines_until(base: str, started: threading.Event, body=CHAT):
-    """As _stream_lines; sets `started` once some content came through."""
-    begun = time.monotonic()
-    out = []
-    with httpx.stream("POST", base + URL, json={**body, "stream": True}, timeout=60) as r:
-        status = r.headers.get("X-Cache-Status")
-        for line in r.iter_lines():
-            if line:
-                out.append((time.monotonic() - begun, line))
-                if '"content"' in line:
-                    started.set()
-    return status, out
-
-
 def _data(lines) -> list[str]:
     return [line[6:] for _, line in lines if line.startswith("data: ")]
 
@@ -244,7 +233,7 @@ def test_a_flush_under_a_live_follower_loses_nothing(scripted, start_proxy, redi
         while scripted.chat_calls == 0:
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        result = pool.submit(_stream_lines_until, follower.url, following)
+        result = pool.submit(_stream_lines, follower.url, started=following)
         assert following.wait(10)
         assert httpx.post(follower.url + "/cache/flush", timeout=10).status_code == 200
         (_, lead_lines), (status, lines) = leading.result(), result.result()
@@ -258,7 +247,7 @@ def test_a_gap_in_the_relay_is_an_error_event_never_a_gapped_answer(start_proxy,
     flush: the follower that passed the first batch on ends with an error, not [DONE]."""
     follower = start_proxy(scripted.url, cache=redis_server.url)
     body = {**CHAT, "stream": True}
-    key = follower.state.prepare(body, parse_cache_control({}))[1]
+    key = follower.state.path.key_of(body, parse_cache_control({}))
     client = redis.Redis.from_url(redis_server.url)
 
     def relay(seq: int, *items) -> None:
@@ -269,7 +258,7 @@ def test_a_gap_in_the_relay_is_an_error_event_never_a_gapped_answer(start_proxy,
     relay(0, TextDelta("first "))
     following = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        result = pool.submit(_stream_lines_until, follower.url, following)
+        result = pool.submit(_stream_lines, follower.url, started=following)
         assert following.wait(10)
         relay(2, TextDelta("third "), Finish("stop"))  # the batch at 1 is missing
         status, lines = result.result()
@@ -315,7 +304,7 @@ def test_followers_learn_of_a_killed_leader_within_five_seconds(scripted, proxy_
     leader_started(scripted, lambda: _stream_lines(leader_url))
     following = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        live = pool.submit(_stream_lines_until, follower.url, following)
+        live = pool.submit(_stream_lines, follower.url, started=following)
         assert following.wait(10)
         leader.kill()
         killed = time.monotonic()

@@ -13,6 +13,7 @@ from proxy.cache.keys import KEY_PREFIX
 from proxy.cache.store import CacheHit, ResponseCache, hit_rate
 from proxy.completion import Completion, ToolCall, Usage
 from proxy.config import Settings
+from tests.rig.caches import follow_outcome
 
 KEY = KEY_PREFIX + "0" * 64
 ANSWER = Completion(content="It is 42.", finish_reason="tool_calls", usage=Usage(900, 12),
@@ -132,14 +133,14 @@ async def test_no_lease_once_the_entry_exists_and_wait_returns_it_at_once(make_c
     a, b = await make_cache(), await make_cache(poll_interval=NO_POLLING)
     await a.store(KEY, ANSWER)
     assert await b.acquire_lease(KEY) is None
-    outcome = await asyncio.wait_for(b.wait_for(KEY, timeout=60), 2)
+    outcome = await asyncio.wait_for(follow_outcome(b, KEY, 60), 2)
     assert isinstance(outcome, CacheHit) and outcome.completion == ANSWER
 
 
 async def test_follower_wakes_when_the_leader_stores(make_cache):
     leader, follower = await make_cache(), await make_cache(poll_interval=NO_POLLING)
     token = await leader.acquire_lease(KEY)
-    waiting = asyncio.create_task(follower.wait_for(KEY, timeout=60))
+    waiting = asyncio.create_task(follow_outcome(follower, KEY, 60))
     await asyncio.sleep(0.05)  # the follower is parked on its wake-up
     assert not waiting.done()
     started = time.monotonic()
@@ -153,7 +154,7 @@ async def test_follower_wakes_when_the_leader_stores(make_cache):
 async def test_follower_takes_over_at_once_when_the_leader_gives_up(make_cache):
     leader, follower = await make_cache(), await make_cache(poll_interval=NO_POLLING)
     token = await leader.acquire_lease(KEY)
-    waiting = asyncio.create_task(follower.wait_for(KEY, timeout=60))
+    waiting = asyncio.create_task(follow_outcome(follower, KEY, 60))
     await asyncio.sleep(0.05)
     await leader.release_lease(KEY, token)  # generation failed: nothing stored
     assert await asyncio.wait_for(waiting, 2) == "takeover"
@@ -165,7 +166,7 @@ async def test_follower_takes_over_when_the_leader_dies(make_cache):
     follower = await make_cache(poll_interval=0.05)
     assert await leader.acquire_lease(KEY)  # ...and never renews: the leader crashed
     started = time.monotonic()
-    assert await follower.wait_for(KEY, timeout=10) == "takeover"
+    assert await follow_outcome(follower, KEY, 10) == "takeover"
     assert 0.2 < time.monotonic() - started < 2.0
 
 
@@ -181,10 +182,10 @@ async def test_a_renewed_lease_outlives_its_ttl(make_cache):
             await asyncio.sleep(0.1)
 
     renewing = asyncio.create_task(renew_for(0.9))
-    assert await follower.wait_for(KEY, timeout=0.8) is None  # still led after 0.8 s > 0.3 s TTL
+    assert await follow_outcome(follower, KEY, 0.8) is None  # still led after 0.8 s > 0.3 s TTL
     await renewing
     await leader.store(KEY, ANSWER)
-    assert isinstance(await follower.wait_for(KEY, timeout=1), CacheHit)
+    assert isinstance(await follow_outcome(follower, KEY, 1), CacheHit)
 
 
 async def test_concurrent_acquires_elect_exactly_one_leader(make_cache):
@@ -202,7 +203,7 @@ async def test_cache_none_bypasses_and_everyone_leads():
         assert await cache.store(KEY, ANSWER) is False
         assert await cache.lookup(KEY) == (None, "BYPASS")
         assert await cache.acquire_lease(KEY) and await cache.acquire_lease(KEY)
-        assert await cache.wait_for(KEY, timeout=5) == "takeover"
+        assert await follow_outcome(cache, KEY, 5) == "takeover"
         stats = await cache.stats()
         assert (stats["backend"], stats["state"], stats["total_requests"], stats["cached_items"]) == (
             "none", "disabled", 0, 0)

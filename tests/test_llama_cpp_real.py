@@ -84,7 +84,8 @@ def test_tool_calls_every_route_context_errors_and_concurrency(llama_server, sta
 
     message = anthropic.Anthropic(base_url=proxy.url, api_key="x", max_retries=0).messages.create(
         model="m", max_tokens=60, messages=QUESTION, tool_choice={"type": "tool", "name": "get_weather"},
-        tools=[{"name": "get_weather", "input_schema": TOOLS[0]["function"]["parameters"]}], temperature=0)
+        tools=[{"name": "get_weather", "input_schema": TOOLS[0]["function"]["parameters"]}],
+        extra_body={"temperature": 0})  # anthropic 2.x dropped the `temperature` argument; the API takes it
     assert [b.type for b in message.content] == ["tool_use"] and message.stop_reason == "tool_use"
 
     long_prompt = [{"role": "user", "content": "word " * 3000}]

@@ -10,12 +10,7 @@ import httpx
 import pytest
 
 from proxy.config import Settings
-from proxy.server.logs import (
-    RequestRecord,
-    configure_logging,
-    format_access_line,
-    request_id_for,
-)
+from proxy.server.logs import RequestRecord, configure_logging, format_access_line, request_id_for
 from tests.rig.scripted_upstream import Script
 
 PROMPT = "my very private prompt text"

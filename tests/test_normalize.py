@@ -1,4 +1,4 @@
-"""normalize_chat / normalize_completions / parse_body: each rule of the canonical request."""
+"""normalize_chat / parse_body: each rule of the canonical request."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +11,7 @@ import pytest
 from proxy.config import BILLING_HEADER_RULE, Settings
 from proxy.errors import ProxyError
 from proxy.normalize import (UPSTREAM_SAMPLING_DEFAULTS, NormalizeConfig, VolatileRules, normalize_chat,
-                             normalize_completions, parse_body, sampling_defaults_from_server_args)
+                             parse_body, sampling_defaults_from_server_args)
 from proxy.normalize.body import MAX_JSON_CONTAINERS, MAX_JSON_DEPTH, MAX_JSON_ITEMS
 
 from tests.rig.request_shape import FIXTURES
@@ -394,18 +394,6 @@ def test_non_canonical_sampling_default_fails_at_start_up():
     with pytest.raises(ValueError):
         NormalizeConfig(upstream_model="m", default_max_tokens=1, model_identity="m",
                         sampling_defaults={"temperature": 1})
-
-
-def test_completions_share_model_max_tokens_and_defaults():
-    req = normalize_completions({"model": "gpt-3.5-turbo-instruct", "prompt": "Once", "max_tokens": 5,
-                                 "stream": True, "user": "u"}, CFG)
-    assert req.upstream_body["model"] == CFG.upstream_model
-    assert req.upstream_body["prompt"] == "Once"
-    assert req.max_tokens == 5 and req.tools is None and req.client_stream
-    assert req.upstream_body["temperature"] == 0.0 and "user" not in req.upstream_body
-    with pytest.raises(ProxyError) as info:
-        normalize_completions({"prompt": ["a", "b"]}, CFG)
-    assert info.value.param == "prompt"
 
 
 def test_body_that_is_not_an_object_is_a_400():

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from proxy.cache.keys import cache_key
 from proxy.errors import ProxyError
-from proxy.normalize import normalize_chat, normalize_completions, parse_body
+from proxy.normalize import normalize_chat, parse_body
 from tests.test_normalize import BILLING, CFG
 from tests.test_normalize_equivalence import base_body
 
@@ -74,14 +74,12 @@ def run_pipeline(raw: bytes, normalize=normalize_chat) -> None:
 @given(json_values)
 def test_random_json_documents(doc):
     run_pipeline(json.dumps(doc).encode())
-    run_pipeline(json.dumps(doc).encode(), normalize_completions)
 
 
 @PROPERTY_SETTINGS
 @given(st.dictionaries(st.sampled_from(KNOWN_FIELDS), json_values, max_size=6))
 def test_random_values_of_the_known_fields(fields):
     run_pipeline(json.dumps({"messages": [{"role": "user", "content": "hi"}], **fields}).encode())
-    run_pipeline(json.dumps({"prompt": "hi", **fields}).encode(), normalize_completions)
 
 
 @PROPERTY_SETTINGS

@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from proxy.config import Settings
-from proxy.normalize import NormalizeConfig, normalize_chat, normalize_completions
+from proxy.normalize import NormalizeConfig, normalize_chat
 from tests.test_normalize_equivalence import base_body
 
 CFG = NormalizeConfig.from_settings(Settings(default_max_tokens=3))
@@ -80,8 +80,3 @@ def test_anyclaude_body_with_history_is_served(upstream):
         tool["function"]["description"] = tool["function"]["description"][:200]
     events = stream(upstream, "/v1/chat/completions", normalize_chat(body, CFG).upstream_body)
     assert_complete_with_usage(events)
-
-
-def test_normalized_completions_request_is_served(upstream):
-    body = normalize_completions({"model": "gpt-3.5-turbo-instruct", "prompt": "Once upon"}, CFG).upstream_body
-    assert_complete_with_usage(stream(upstream, "/v1/completions", body))

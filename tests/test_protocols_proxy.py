@@ -7,6 +7,7 @@ import anthropic
 import httpx
 import openai
 
+from launcher.cli import free_port
 from tests.rig.event_checkers import check_messages_stream, check_responses_stream, parse_sse
 from tests.rig.scripted_upstream import Script
 
@@ -119,3 +120,23 @@ def test_waiting_streams_get_keepalives_in_their_own_protocol(scripted, start_pr
     responses = httpx.post(proxy.url + "/v1/responses", json={"model": "m", "input": "hi", "stream": True}).text
     assert responses.count(": keep-alive") >= 3  # an SSE comment: the Responses event list stays valid
     check_responses_stream(parse_sse(responses.encode()))
+
+
+def test_one_error_shape_per_path_for_every_route_when_the_upstream_is_down(start_proxy):
+    """One rule decides an error's shape, whichever code raised it: everything under
+    /v1/messages (forwarded routes too) answers in Anthropic's shape, the rest in OpenAI's."""
+    proxy = start_proxy(f"http://127.0.0.1:{free_port()}", served_model="m")  # nothing listens there
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+    answers = {
+        "/v1/messages": httpx.post(proxy.url + "/v1/messages", json=chat),
+        "/v1/messages/batches": httpx.post(proxy.url + "/v1/messages/batches", json={"requests": []}),
+        "/v1/chat/completions": httpx.post(proxy.url + "/v1/chat/completions", json=chat),
+        "/v1/embeddings": httpx.post(proxy.url + "/v1/embeddings", json={"input": "x"}),
+    }
+    for path, r in answers.items():
+        assert r.status_code == 502, (path, r.text)
+        body = r.json()
+        if path.startswith("/v1/messages"):
+            assert body["type"] == "error" and body["error"]["type"] == "api_error", (path, body)
+        else:
+            assert body["error"]["code"] == "upstream_unreachable", (path, body)

@@ -2,14 +2,7 @@
 import pytest
 
 from proxy.cache.relay import RelayGap, RelayReader, decode_items, encode_items
-from proxy.completion import (
-    Finish,
-    ReasoningDelta,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
+from proxy.completion import Finish, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage
 from proxy.upstream.client import Comment
 
 

@@ -17,15 +17,7 @@ from collections.abc import Iterable
 
 import orjson
 
-from ..completion import (
-    Finish,
-    Logprobs,
-    ReasoningDelta,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
+from ..completion import Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage
 from ..generation.flight import Item
 from ..upstream.client import Comment
 from .store import ResponseCache

@@ -67,13 +67,21 @@ def describe_backend_error(error: BaseException) -> str:
     return f"{type(error).__name__} {code}" if code.isalpha() and code.isupper() else type(error).__name__
 
 
+class BackendObserver:
+    """Told of every backend call the cache makes (the metrics; without them, this no-op)."""
+
+    def backend_call(self, backend: str, op: str, seconds: float, failure: str | None) -> None:
+        """`failure`: None, "timeout" (the cache's own bound ran out) or "error"."""
+
+
 class ResponseCache:
     def __init__(self, backend: CacheBackend, *, ttl: int, near: MemoryBackend | None = None,
                  near_ttl: int = Settings.cache_near_ttl, breaker: CircuitBreaker | None = None,
                  lease_ttl: float = Settings.cache_lease_ttl, lease_renew_interval: float | None = None,
                  poll_interval: float = POLL_INTERVAL, stats_flush_interval: float = STATS_FLUSH_INTERVAL,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, observer: BackendObserver | None = None) -> None:
         self.backend = backend
+        self.observer = observer or BackendObserver()
         self.ttl = ttl
         # In-process copy of a shared backend's recent entries (see Settings.cache_near_ttl).
         self.near = near
@@ -93,7 +101,7 @@ class ResponseCache:
         self._flusher: asyncio.Task | None = None
 
     @classmethod
-    def from_settings(cls, s: Settings) -> ResponseCache:
+    def from_settings(cls, s: Settings, observer: BackendObserver | None = None) -> ResponseCache:
         """memory | none | redis[s]:// URL. Does not connect: an unreachable Redis is found by
         `start()` and only degrades the cache."""
         backend: CacheBackend
@@ -104,8 +112,9 @@ class ResponseCache:
         else:
             backend = RedisBackend(s.cache, KEY_PREFIX, s.redis_timeout, s.cache_compress_min_bytes)
             return cls(backend, ttl=s.cache_ttl, lease_ttl=s.cache_lease_ttl, near_ttl=s.cache_near_ttl,
-                       near=MemoryBackend(s.cache_near_max_bytes) if s.cache_near_ttl > 0 else None)
-        return cls(backend, ttl=s.cache_ttl, lease_ttl=s.cache_lease_ttl)
+                       near=MemoryBackend(s.cache_near_max_bytes) if s.cache_near_ttl > 0 else None,
+                       observer=observer)
+        return cls(backend, ttl=s.cache_ttl, lease_ttl=s.cache_lease_ttl, observer=observer)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -133,6 +142,7 @@ class ResponseCache:
         by the socket timeouts)."""
         if not self.breaker.allow():
             raise BackendUnavailable
+        started, failure = time.perf_counter(), None
         try:
             timeout = self.backend.op_timeout if bounded else None
             if timeout is None:
@@ -141,8 +151,11 @@ class ResponseCache:
                 async with asyncio.timeout(timeout):
                     result = await op(*args)
         except BACKEND_ERRORS as e:
+            failure = "timeout" if isinstance(e, TimeoutError) else "error"
             self.breaker.record_failure(describe_backend_error(e))
             raise BackendUnavailable from e
+        finally:
+            self.observer.backend_call(self.backend.name, op.__name__, time.perf_counter() - started, failure)
         self.breaker.record_success()
         return result
 
@@ -212,7 +225,7 @@ class ResponseCache:
 
     async def acquire_lease(self, key: str) -> str | None:
         """A token if we should generate `key`; None if another proxy leads (or the entry
-        appeared meanwhile: `wait_for` then returns it at once). Backend down: we lead."""
+        appeared meanwhile: `follow` then yields it at once). Backend down: we lead."""
         token = secrets.token_hex(8)
         try:
             return token if await self._call(self.backend.acquire_lease, key, token, self.lease_ttl) else None
@@ -233,16 +246,6 @@ class ResponseCache:
             await self._call(self.backend.release_lease, key, token)
         except BackendUnavailable:
             pass  # it expires by itself
-
-    async def wait_for(self, key: str, timeout: float) -> CacheHit | None | Literal["takeover"]:
-        """Wait for another proxy's generation of `key`: its entry when it appears; "takeover"
-        when the leader vanished (lease gone, no entry) or the backend failed; None when
-        `timeout` passed. After "takeover" call acquire_lease again: one follower wins, the
-        others wait again."""
-        async for item in self.follow(key, timeout):
-            if not isinstance(item, list):
-                return item
-        return None
 
     async def publish_events(self, key: str, payload: bytes) -> bool:
         """Relay a batch of our generation's events to followers in other proxies (a no-op for
@@ -265,7 +268,10 @@ class ResponseCache:
 
     async def follow(self, key: str, timeout: float) -> AsyncIterator[list[bytes] | CacheHit | str | None]:
         """Another proxy's generation of `key` as it happens: batches of its relayed events
-        (encoded), then exactly one outcome, as `wait_for` returns it."""
+        (encoded), then exactly one outcome: the leader's entry (a CacheHit); "takeover" when
+        the leader vanished (lease gone, no entry) or the backend failed; None when `timeout`
+        passed. After "takeover" call acquire_lease again: one follower wins, the others
+        follow again."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         after = "0"

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from ..config import RETRY_AFTER
 from ..errors import ProxyError
 
 INTERACTIVE, BACKGROUND = 0, 1
@@ -53,7 +54,7 @@ class _Waiter:
 
 
 class Admission:
-    def __init__(self, max_concurrency: int, max_queue: int, retry_after: int = 5) -> None:
+    def __init__(self, max_concurrency: int, max_queue: int, retry_after: int = RETRY_AFTER) -> None:
         self.max_concurrency = max_concurrency
         self.max_queue = max_queue
         self.retry_after = retry_after

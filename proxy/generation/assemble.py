@@ -12,17 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..completion import (
-    Event,
-    Finish,
-    Logprobs,
-    ReasoningDelta,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-    new_call_id,
-)
+from ..completion import (Event, Finish, Logprobs, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage,
+                          new_call_id)
 from ..errors import ProxyError
 from ..toolcalls import ToolCallScanner, normalize_upstream_calls
 from ..toolcalls.fragments import StructuredCalls

@@ -1,8 +1,9 @@
 """The request path below the protocol handlers: cache lookup, single-flight, generation.
 
-`Pipeline.open()` turns a normalized chat request and its key into a `Ticket`: where the
-events come from (a cache entry, a flight this process runs, or one another proxy runs) and the
-X-Cache-Status to announce before the first byte. Generations run as tasks of their own so a
+`Pipeline.open()` turns a normalized chat request the cache did not answer, and its key, into
+a `Ticket`: where the events come from (a flight this process runs, or one another proxy runs)
+and the X-Cache-Status to announce before the first byte. (A cache hit is a Ticket too, made
+by proxy/generation/request_path.py, which decides the whole path.) Generations run as tasks of their own so a
 client that leaves does not cancel a result others wait for or the cache will keep; one that
 nobody waits for and that cannot be stored is cancelled at once, which closes the upstream
 stream and stops mlx_lm.server generating.
@@ -23,14 +24,14 @@ from ..completion import Completion, CompletionBuilder, Event, Finish
 from ..config import Settings
 from ..errors import ProxyError
 from ..normalize import ChatRequest
-from ..server.logs import note_generation, note_usage
-from ..server.metrics import PipelineObserver
+from ..server.logs import note_usage
 from ..tokens import estimate_tokens
 from ..upstream.client import Comment, UpstreamClient
 from ..upstream.status import UpstreamStatus
 from .admission import BACKGROUND, Admission, Classifier
 from .assemble import StreamAssembler
 from .flight import Flight, Item
+from .observer import GenerationObserver
 
 log = logging.getLogger("mlx_proxy.pipeline")
 
@@ -103,7 +104,8 @@ class Ticket:
 
 class Pipeline:
     def __init__(self, settings: Settings, upstream: UpstreamClient, cache: ResponseCache,
-                 admission: Admission, classifier: Classifier, status: UpstreamStatus) -> None:
+                 admission: Admission, classifier: Classifier, status: UpstreamStatus,
+                 observer: GenerationObserver | None = None) -> None:
         self.settings = settings
         self.upstream = upstream
         self.cache = cache
@@ -114,20 +116,13 @@ class Pipeline:
         self.orphans = 0  # generations still running for the cache after their clients left
         self._last_generation_end = time.monotonic()
         self.cancelled = 0
-        self.observer = PipelineObserver()  # metrics replace it (proxy.server.metrics.Metrics)
+        self.observer = observer or GenerationObserver()
 
     # --- entry -------------------------------------------------------------------------------
-    async def open(self, key: str, req: ChatRequest, cc: CacheControl,
-                   looked_up: tuple[CacheHit | None, str] | None = None) -> Ticket:
-        """`looked_up`: the result of a cache lookup the caller already made for this request
-        (each request is looked up, and counted, once)."""
-        note_generation(key, req.upstream_body)
-        if cc.read:
-            hit, status = looked_up or await self.cache.lookup(key, cc.max_age)
-            if hit is not None:
-                return Ticket(status, hit=hit)
-        else:
-            status = cc.status_without_read if self.cache.backend.enabled else "BYPASS"
+    async def open(self, key: str, req: ChatRequest, cc: CacheControl, status: str = "MISS") -> Ticket:
+        """A generation for a request the cache did not answer: joined if one of the same key
+        runs here or on another proxy, else started. `status`: what the cache lookup said
+        (MISS, ERROR), or REFRESH/BYPASS when it was not read (proxy/generation/request_path.py)."""
         flight = self.flights.get(key)
         if flight is not None and not flight.done:
             flight.followers += 1
@@ -274,9 +269,9 @@ class Pipeline:
                 self._check_serving()
             flight.admitted = True  # generating from here on (a restart aborts it; a leaver may orphan it)
             flight.last_activity = time.monotonic()
-            return await self._stream(flight, req)
+            return await self._run_upstream(flight, req)
 
-    async def _stream(self, flight: Flight, req: ChatRequest) -> Completion:
+    async def _run_upstream(self, flight: Flight, req: ChatRequest) -> Completion:
         assembler = StreamAssembler(req.tools, estimate_prompt=lambda: estimate_tokens(req.upstream_body),
                                     in_reasoning=req.opens_reasoning)
         builder = CompletionBuilder(model=self.settings.served_model, created=int(time.time()))

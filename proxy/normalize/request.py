@@ -17,8 +17,8 @@ from ..errors import ProxyError, invalid
 from .body import type_name
 from .messages import canonical_messages, canonical_tools
 from .rules import VolatileRules
-from .scalars import (MAX_TOKENS_FIELDS, UPSTREAM_SAMPLING_DEFAULTS, canonical_max_tokens,
-                      canonicalize_scalars, check_sampling_defaults, sampling_defaults)
+from .scalars import (MAX_TOKENS_FIELDS, UPSTREAM_SAMPLING_DEFAULTS, canonical_max_tokens, canonicalize_scalars,
+                      check_sampling_defaults, sampling_defaults)
 from .tool_prompt import with_tool_prompt
 
 # Dropped before forwarding and left out of the key: the upstream ignores them
@@ -107,15 +107,6 @@ def normalize_chat(body: dict, cfg: NormalizeConfig) -> ChatRequest:
     if canonical.get("tool_choice") == "auto":
         del canonical["tool_choice"]
     return _request(canonical, cfg, client_stream, include_usage, tools, max_tokens, fired)
-
-
-def normalize_completions(body: dict, cfg: NormalizeConfig) -> ChatRequest:
-    """A legacy /v1/completions body → ChatRequest (tools None); the upstream takes a string prompt."""
-    canonical, client_stream, include_usage, max_tokens = _canonical_common(body, cfg)
-    prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise invalid(f"prompt must be a string, not {type_name(prompt)}", "prompt")
-    return _request(canonical, cfg, client_stream, include_usage, None, max_tokens, ())
 
 
 def _canonical_common(body: object, cfg: NormalizeConfig) -> tuple[dict, bool, bool, int]:

@@ -7,7 +7,6 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import ProxyError
-from .serve import error_response
 from .state import STATE_KEY, AppState
 
 # A bare proxy (no launcher) asks the upstream's /health with this budget per /health call.
@@ -67,8 +66,7 @@ async def cache_delete(request: web.Request) -> web.Response:
     state: AppState = request.app[STATE_KEY]
     key = request.match_info["key"]
     if not await state.cache.delete(key):
-        err = ProxyError("not_found", f"no cache entry {key!r}")
-        return error_response(err, err.openai_body())
+        raise ProxyError("not_found", f"no cache entry {key!r}")
     return web.json_response({"deleted": key})
 
 

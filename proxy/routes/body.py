@@ -3,21 +3,14 @@ parsed off the event loop when it is big."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TypeVar
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from ..errors import ProxyError
+from ..generation.offload import OFF_LOOP_BYTES, off_loop_if_big
 from ..normalize import parse_body
 from .state import STATE_KEY
-
-
-# Bodies above this are parsed (and normalized) in a worker thread, so liveness and every
-# other client's stream never wait on them: a 15 MB body is ~0.1-1 s of CPU.
-OFF_LOOP_BYTES = 256 * 1024
-
 
 # Set on a request whose body could not be read: the rest of it cannot be skipped either, so
 # the connection closes after the answer (app.py's close_after_unreadable_body).
@@ -47,16 +40,6 @@ async def read_body(request: web.Request) -> bytes | bytearray:
         why = f"does not decode as Content-Encoding: {encoding}" if encoding else "is malformed"
         raise ProxyError("invalid_encoding", f"request body {why}") from None
     return body if len(body) > OFF_LOOP_BYTES else bytes(body)
-
-
-T = TypeVar("T")
-
-
-async def off_loop_if_big(raw: bytes | bytearray, work: Callable[..., T], *args) -> T:
-    """`work(*args)` for the body `raw`: here if it is small, in a worker thread if it is big."""
-    if len(raw) > OFF_LOOP_BYTES:
-        return await asyncio.to_thread(work, *args)
-    return work(*args)
 
 
 async def read_json(request: web.Request) -> dict:

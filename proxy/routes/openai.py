@@ -6,16 +6,15 @@ import time
 import orjson
 from aiohttp import web
 
-from ..errors import ProxyError
 from ..translate import chat
+from ..translate.base import ClientProtocol
 from .body import read_json
-from .passthrough import relay
-from .serve import Protocol, error_response, serve_protocol
+from .passthrough import forward
+from .serve import serve_protocol
 from .state import STATE_KEY, AppState
 
-CHAT = Protocol(name="chat", to_chat=None, render_json=chat.render_json,
-                stream_renderer=chat.ChatStreamRenderer, error_body=ProxyError.openai_body,
-                id_prefix="chatcmpl-")
+CHAT = ClientProtocol(name="chat", to_chat=None, render_json=chat.render_json,
+                      stream_renderer=chat.ChatStreamRenderer, id_prefix="chatcmpl-")
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -23,15 +22,12 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
-    """Legacy text completions: relayed as they stream, with the model pinned to the served one
+    """Legacy text completions: forwarded as they stream, with the model pinned to the served one
     (any other name makes mlx_lm.server unload its model)."""
     state: AppState = request.app[STATE_KEY]
-    try:
-        body = await read_json(request)
-    except ProxyError as e:
-        return error_response(e, e.openai_body())
+    body = await read_json(request)
     body["model"] = state.settings.upstream_model
-    return await relay(request, "/v1/completions", orjson.dumps(body), counts_tokens=True)
+    return await forward(request, "/v1/completions", orjson.dumps(body), counts_tokens=True)
 
 
 def model_list(state: AppState) -> list[dict]:

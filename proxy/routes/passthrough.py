@@ -11,16 +11,15 @@ import time
 import orjson
 from aiohttp import web
 
-from ..errors import ProxyError
+from ..errors import ProxyError, error_body
 from ..server.logs import note_error
 from ..sse import SSEDecoder, encode_json
 from ..upstream.client import HOP_BY_HOP
 from ..upstream.clocks import chunk_has_token
 from .body import read_body
-from .serve import error_response
 from .state import STATE_KEY, AppState
 
-log = logging.getLogger("mlx_proxy.relay")
+log = logging.getLogger("mlx_proxy.forward")
 
 
 def end_to_end(headers) -> dict[str, str]:
@@ -33,18 +32,15 @@ def forwarded_request_headers(headers) -> dict[str, str]:
     return {k: v for k, v in end_to_end(headers).items() if k.lower() != "content-encoding"}
 
 
-async def relay(request: web.Request, path: str, body: bytes | None, counts_tokens: bool = False
+async def forward(request: web.Request, path: str, body: bytes | None, counts_tokens: bool = False
                 ) -> web.StreamResponse:
     """Forward the request; stream the answer back as it arrives, under the upstream clocks.
     `counts_tokens`: the answer is a generation (legacy completions), so only an event that
     carries generated text is progress; elsewhere any byte is."""
     state: AppState = request.app[STATE_KEY]
     clock = state.upstream.clock()
-    try:
-        upstream = await state.upstream.open(clock, request.method, path, body,
-                                             forwarded_request_headers(request.headers))
-    except ProxyError as e:
-        return error_response(e, e.openai_body())
+    upstream = await state.upstream.open(clock, request.method, path, body,
+                                         forwarded_request_headers(request.headers))
     try:
         headers = end_to_end(upstream.headers)
         resp = web.StreamResponse(status=upstream.status, headers=headers)
@@ -57,9 +53,9 @@ async def relay(request: web.Request, path: str, body: bytes | None, counts_toke
                 await resp.write(chunk)
         except ProxyError as e:  # the upstream went silent or away mid-body: end ours the same way
             note_error(e.code)
-            log.warning("relay of %s cut: %s", request.path, e.message)
+            log.warning("forwarded answer of %s cut: %s", request.path, e.message)
             if upstream.content_type == "text/event-stream":  # an error event, as chat streams end
-                await resp.write(encode_json(e.openai_body()))
+                await resp.write(encode_json(error_body(request.path, e)))
             return resp  # without write_eof: the client sees a truncated body
         await resp.write_eof()
         return resp
@@ -86,4 +82,4 @@ def _token_progress():
 
 async def passthrough(request: web.Request) -> web.StreamResponse:
     body = await read_body(request) if request.can_read_body else None
-    return await relay(request, request.raw_path, body)
+    return await forward(request, request.raw_path, body)

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import ProxyError
+from ..generation.offload import off_loop_if_big
 from ..normalize import NormalizeConfig, normalize_chat, parse_body
 from ..translate import messages, responses
-from .body import off_loop_if_big, read_body
-from .serve import Protocol, error_response, serve_protocol
+from ..translate.base import ClientProtocol
+from .body import read_body
+from .serve import serve_protocol
 from .state import STATE_KEY, AppState
 
-RESPONSES = Protocol(name="responses", to_chat=responses.to_chat, render_json=responses.render_json,
-                     stream_renderer=responses.ResponsesStreamRenderer, error_body=ProxyError.openai_body,
-                     id_prefix="resp_", renders_request=True)
-MESSAGES = Protocol(name="messages", to_chat=messages.to_chat, render_json=messages.render_json,
-                    stream_renderer=messages.MessagesStreamRenderer, error_body=ProxyError.anthropic_body,
-                    id_prefix="msg_", relay_comments=False, renders_request=True, announces_prompt_tokens=True)
+RESPONSES = ClientProtocol(name="responses", to_chat=responses.to_chat, render_json=responses.render_json,
+                           stream_renderer=responses.ResponsesStreamRenderer, id_prefix="resp_",
+                           renders_request=True)
+MESSAGES = ClientProtocol(name="messages", to_chat=messages.to_chat, render_json=messages.render_json,
+                          stream_renderer=messages.MessagesStreamRenderer, id_prefix="msg_",
+                          passes_comments=False, renders_request=True, announces_prompt_tokens=True)
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
@@ -31,11 +32,8 @@ async def count_tokens(request: web.Request) -> web.Response:
     otherwise an estimate; `X-Token-Count` says which. The prompt counted is the one a
     generation would send upstream (normalized: volatile lines removed, defaults set)."""
     state: AppState = request.app[STATE_KEY]
-    try:
-        raw = await read_body(request)
-        prompt = await off_loop_if_big(raw, _prompt_to_count, raw, state.normalize_config)
-    except ProxyError as e:
-        return error_response(e, e.anthropic_body())
+    raw = await read_body(request)
+    prompt = await off_loop_if_big(raw, _prompt_to_count, raw, state.normalize_config)
     count, how = await state.tokens.count(prompt)
     return web.json_response({"input_tokens": count}, headers={"X-Token-Count": how})
 

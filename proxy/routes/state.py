@@ -1,4 +1,5 @@
-"""Everything a handler needs, built once at start-up and kept on the app."""
+"""Everything a handler needs, built once at start-up and kept on the app; and what the proxy
+has learnt about the upstream (its profile, its template), which shapes normalization."""
 from __future__ import annotations
 
 import logging
@@ -7,15 +8,16 @@ from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
-from ..cache.keys import cache_key, model_identity
+from ..cache.keys import model_identity
 from ..cache.memo import BodyMemo
-from ..cache.policy import CacheControl
-from ..cache.store import ResponseCache
+from ..cache.store import BackendObserver, ResponseCache
 from ..config import UPSTREAM_DEFAULT_MODEL, Settings
 from ..errors import ProxyError
 from ..generation.admission import Admission, Classifier
+from ..generation.observer import GenerationObserver
 from ..generation.pipeline import Pipeline
-from ..normalize import ChatRequest, NormalizeConfig, normalize_chat
+from ..generation.request_path import RequestPath
+from ..normalize import NormalizeConfig
 from ..tokens import TokenCounter
 from ..upstream.client import UpstreamClient
 from ..upstream.profile import MLX_LAUNCHED, UpstreamProfile, discover
@@ -27,11 +29,6 @@ log = logging.getLogger("mlx_proxy")
 # After a failed discovery, requests try again at most this often (the upstream may be starting).
 REDISCOVER_INTERVAL = 5.0
 
-# Endpoint label inside cache keys: chat, Responses and Messages requests all become chat
-# requests, so an equivalent request in any protocol shares one entry.
-CHAT_ENDPOINT = "chat"
-
-
 @dataclass
 class AppState:
     settings: Settings
@@ -42,34 +39,27 @@ class AppState:
     pipeline: Pipeline
     normalize_config: NormalizeConfig
     tokens: TokenCounter
-    memo: BodyMemo
     profile: UpstreamProfile | None = None
     template: TemplateFacts | None = None  # what the served chat template does (None: unknown)
     _template_checked: bool = field(default=False, repr=False)
     _last_discovery: float = field(default=-REDISCOVER_INTERVAL, repr=False)
+    path: RequestPath = field(init=False, repr=False)  # reads normalize_config as it is learnt
+
+    def __post_init__(self) -> None:
+        self.path = RequestPath(self, BodyMemo(), self.cache, self.pipeline)
 
     @classmethod
-    def build(cls, settings: Settings, status: UpstreamStatus) -> AppState:
+    def build(cls, settings: Settings, status: UpstreamStatus, *, generations: GenerationObserver | None = None,
+              backend_calls: BackendObserver | None = None) -> AppState:
+        """`generations`, `backend_calls`: who observes the pipeline and the cache backend (the
+        metrics), given to them as they are built."""
         upstream = UpstreamClient(settings)
-        cache = ResponseCache.from_settings(settings)
+        cache = ResponseCache.from_settings(settings, backend_calls)
         admission = Admission(settings.max_concurrency or 1, settings.max_queue)
         classifier = Classifier.build(settings.background_patterns, settings.background_max_tokens)
-        pipeline = Pipeline(settings, upstream, cache, admission, classifier, status)
+        pipeline = Pipeline(settings, upstream, cache, admission, classifier, status, generations)
         return cls(settings, status, upstream, cache, admission, pipeline,
-                   NormalizeConfig.from_settings(settings), TokenCounter(settings.tokenizer_path), BodyMemo())
-
-    def prepare(self, chat_body: dict, cc: CacheControl, key: str | None = None) -> tuple[ChatRequest, str]:
-        """Normalize and compute the key (unless the memo already knows it): once per request.
-        Touches no state (big bodies are prepared in a worker thread); the caller counts the
-        rules that fired."""
-        creq = normalize_chat(chat_body, self.normalize_config)
-        if key is None:
-            key = cache_key(CHAT_ENDPOINT, self.normalize_config.model_identity, creq.key_material, cc.namespace)
-        return creq, key
-
-    def count_rules(self, fired: tuple[str, ...]) -> None:
-        if fired:
-            self.normalize_config.volatile_rules.count(fired)
+                   NormalizeConfig.from_settings(settings), TokenCounter(settings.tokenizer_path))
 
     @property
     def model_named(self) -> bool:
@@ -141,6 +131,10 @@ class AppState:
 
 
 STATE_KEY = web.AppKey("state", AppState)
-# The X-Cache-Status a request got, for the access log.
+# What the cache did for a request and the key it used: the access log reads them, and the
+# response hook (proxy/server/middlewares.py) writes them as X-Cache-Status and X-Cache-Key on
+# every answer, errors included.
 CACHE_STATUS_KEY = web.RequestKey("cache_status", str)
+CACHE_KEY_KEY = web.RequestKey("cache_key", str)
 CACHE_STATUS_HEADER = "X-Cache-Status"
+CACHE_KEY_HEADER = "X-Cache-Key"

@@ -8,82 +8,28 @@ import signal
 from aiohttp import web
 
 from ..config import Settings
-from ..errors import ProxyError
+from ..generation.pipeline import Pipeline
 from ..routes import admin, openai, passthrough, probes, protocols
-from ..routes.body import UNREADABLE_BODY_KEY
-from ..routes.serve import error_response
-from ..routes.state import CACHE_STATUS_HEADER, CACHE_STATUS_KEY, STATE_KEY, AppState
+from ..routes.state import CACHE_STATUS_KEY, STATE_KEY, AppState
 from ..upstream.status import UpstreamStatus
 from .auth import check_exposure, is_loopback, require_api_key
 from .connections import ConnectionGuard, GuardedSite
 from .guard import guard_requests
 from .logs import access_log_sink, add_request_id, configure_logging, observe_requests
 from .metrics import METRICS_KEY, Metrics, metrics_endpoint
+from .middlewares import ConnectionsRef, InFlight, add_cache_headers, close_after_unreadable_body, errors_middleware
 
 log = logging.getLogger("mlx_proxy")
-
-# Routes answered in Anthropic's error shape (Claude Code talks to these directly).
-ANTHROPIC_PREFIXES = ("/v1/messages",)
-
-
-def _error_body(request: web.Request, err: ProxyError) -> dict:
-    if request.path.startswith(ANTHROPIC_PREFIXES):
-        return err.anthropic_body()
-    return err.openai_body()
-
-
-@web.middleware
-async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
-    """No traceback ever reaches a client: aiohttp's own errors and bugs become JSON errors."""
-    try:
-        return await handler(request)
-    except ProxyError as e:
-        return error_response(e, _error_body(request, e))
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[STATE_KEY].settings.max_body_bytes
-        err = ProxyError("request_too_large", f"request body exceeds the limit of {limit} bytes")
-        return error_response(err, _error_body(request, err))
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(e.status, "invalid_request")
-        err = ProxyError(code, e.reason or "request rejected")
-        return error_response(err, _error_body(request, err))
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        err = ProxyError("internal_error", "internal error in the proxy")
-        return error_response(err, _error_body(request, err))
-
-
-class InFlight:
-    """Counts requests being served, so a shutdown can wait for them."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
-        self.count += 1
-        self.idle.clear()
-        try:
-            return await handler(request)
-        finally:
-            self.count -= 1
-            if self.count == 0:
-                self.idle.set()
 
 
 def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flight: InFlight | None = None) -> web.Application:
     in_flight = in_flight or InFlight()
     keys = check_exposure(settings.host, settings.api_keys, settings.insecure_no_auth)
-    state = AppState.build(settings, status or UpstreamStatus())
-    metrics = Metrics(state)
+    metrics = Metrics()
+    state = AppState.build(settings, status or UpstreamStatus(), generations=metrics, backend_calls=metrics)
+    metrics.read_gauges_from(state)
     observe = observe_requests([access_log_sink(settings.log_bodies), metrics.observe_request], CACHE_STATUS_KEY)
-    auth = [require_api_key(keys, _error_body)] if keys else []
+    auth = [require_api_key(keys)] if keys else []
     guard = guard_requests(keyless_loopback=not keys and is_loopback(settings.host))
     connections = ConnectionsRef()
     app = web.Application(client_max_size=settings.max_body_bytes,
@@ -93,17 +39,15 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
     app[STATE_KEY] = state
     app[METRICS_KEY] = metrics
     app.on_response_prepare.append(add_request_id)
-    app.on_response_prepare.append(add_cache_status)
+    app.on_response_prepare.append(add_cache_headers)
     app.on_response_prepare.append(close_after_unreadable_body)
 
-    async def on_startup(_app: web.Application) -> None:
+    async def state_lifetime(_app: web.Application):
         await state.start()
-
-    async def on_cleanup(_app: web.Application) -> None:
+        yield
         await state.close()
 
-    app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_cleanup)
+    app.cleanup_ctx.append(state_lifetime)
     r = app.router
     for prefix in ("/v1", ""):
         r.add_post(prefix + "/chat/completions", openai.chat_completions)
@@ -124,39 +68,6 @@ def create_app(settings: Settings, status: UpstreamStatus | None = None, in_flig
     return app
 
 
-async def add_cache_status(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare hook: every response says what the cache did; one the cache never
-    saw (an error before it, a passthrough, a probe) says BYPASS."""
-    response.headers.setdefault(CACHE_STATUS_HEADER, request.get(CACHE_STATUS_KEY, "BYPASS"))
-
-
-async def close_after_unreadable_body(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare hook: after a body that would not decode, the connection goes: what
-    is left of the body cannot be skipped to find the next request. (aiohttp tries, fails
-    again and logs it, rate-limited by logs.py; then it closes.)"""
-    if request.get(UNREADABLE_BODY_KEY):
-        response.force_close()
-        response.headers["Connection"] = "close"  # the headers are built before this hook runs
-
-
-class ConnectionsRef:
-    """The site's connection guard, known only once the site starts; its middleware tells it
-    when a request's headers are in and when its response is out."""
-
-    def __init__(self) -> None:
-        self.guard: ConnectionGuard | None = None
-
-    @web.middleware
-    async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
-        if self.guard is None:
-            return await handler(request)
-        self.guard.request_started(request.transport)
-        try:
-            return await handler(request)
-        finally:
-            self.guard.request_ended(request.transport)
-
-
 GUARD_KEY = web.AppKey("connections", ConnectionsRef)
 # After the grace period, requests still running get this long before they are cancelled.
 SHUTDOWN_LEFTOVER_TIMEOUT = 1.0
@@ -175,8 +86,8 @@ class ProxyServer:
         self.port = settings.port
 
     @property
-    def generations(self):
-        """The pipeline's generations (the launcher's watchdog reads and aborts them)."""
+    def pipeline(self) -> Pipeline:
+        """The generations running (the launcher's watchdog reads and aborts them)."""
         return self.app[STATE_KEY].pipeline
 
     @property
@@ -199,7 +110,7 @@ class ProxyServer:
             await self._runner.cleanup()
             raise
         self.guard = self.app[GUARD_KEY].guard = site.guard
-        self.port = site.port
+        self.port = self._runner.addresses[0][1]
 
     async def stop(self, grace: float) -> None:
         """Stop accepting, let in-flight requests finish up to `grace` seconds, then close."""

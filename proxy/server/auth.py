@@ -103,14 +103,6 @@ def match_key(presented: str | None, keys: tuple[ApiKey, ...]) -> ApiKey | None:
     return found
 
 
-ErrorBody = Callable[[web.Request, ProxyError], dict]  # the route's error shape (OpenAI or Anthropic)
-
-
-def _refuse(request: web.Request, err: ProxyError, error_body: ErrorBody) -> web.Response:
-    headers = {**err.headers(), "WWW-Authenticate": "Bearer"} if err.status == 401 else err.headers()
-    return web.json_response(error_body(request, err), status=err.status, headers=headers)
-
-
 def _as_seen_inside(request: web.Request, namespace: str) -> web.Request:
     """The request the handlers see: without the proxy's key (passthrough forwards headers, and
     the upstream must never learn it) and with the key's cache namespace, if any."""
@@ -123,9 +115,10 @@ def _as_seen_inside(request: web.Request, namespace: str) -> web.Request:
     return request.clone(headers=headers)
 
 
-def require_api_key(keys: tuple[ApiKey, ...], error_body: ErrorBody) -> Callable:
-    """Middleware: 401 without a valid key (except OPEN_ROUTES); the key never goes further
-    than this; a namespaced key's requests carry its cache namespace."""
+def require_api_key(keys: tuple[ApiKey, ...]) -> Callable:
+    """Middleware (inside the errors middleware, which renders its refusals): 401 without a
+    valid key (except OPEN_ROUTES); the key never goes further than this; a namespaced key's
+    requests carry its cache namespace."""
 
     @web.middleware
     async def middleware(request: web.Request, handler) -> web.StreamResponse:
@@ -135,12 +128,10 @@ def require_api_key(keys: tuple[ApiKey, ...], error_body: ErrorBody) -> Callable
         key = match_key(presented, keys)
         if key is None:
             why = "missing API key" if presented is None else "invalid API key"
-            err = ProxyError("unauthorized", f"{why}: send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
-            return _refuse(request, err, error_body)
+            raise ProxyError("unauthorized", f"{why}: send it as 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
         if key.namespace and request.path.startswith(ADMIN_PREFIX):
-            err = ProxyError("forbidden", "this API key is scoped to a cache namespace; cache administration "
+            raise ProxyError("forbidden", "this API key is scoped to a cache namespace; cache administration "
                              "needs an unscoped key")
-            return _refuse(request, err, error_body)
         inside = _as_seen_inside(request, key.namespace)
         try:
             return await handler(inside)

@@ -25,6 +25,8 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
+from ..errors import ProxyError, error_body
+
 # Descriptors left for everything but client connections (upstream and Redis connections,
 # log files, the model's files).
 FD_RESERVE = 64
@@ -166,10 +168,9 @@ def _json_error_response(self: RequestHandler, request, status: int, exc: BaseEx
     if request.writer.output_size > 0:
         raise ConnectionError("response already started; cannot send the error")
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    code = "internal_error" if status >= 500 else "invalid_request"
-    body = {"error": {"message": message or phrase, "type": "invalid_request_error" if status < 500 else
-                      "server_error", "param": None, "code": code}}
-    resp = web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
+    err = ProxyError("internal_error" if status >= 500 else "invalid_request", message or phrase)
+    path = getattr(request, "path", "") or ""  # a request the parser gave up on may have none
+    resp = web.Response(status=status, body=orjson.dumps(error_body(path, err)), content_type="application/json",
                         headers={"Connection": "close"})
     resp.force_close()
     return resp

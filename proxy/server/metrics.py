@@ -6,21 +6,19 @@ Why a registry per app (not prometheus_client's global one): several proxies in 
 Three sources feed it:
 - every request, through the request-observing middleware (`Metrics.observe_request`):
   requests by route pattern / method / status / cache status, end-to-end latency;
-- the pipeline, through the `PipelineObserver` hooks: time to first token, generation time,
-  prompt and generated tokens, failures by error code, queue wait, store outcomes;
+- the pipeline, as its `GenerationObserver` (given to it when it is built): time to first
+  token, generation time, prompt and generated tokens, failures by error code, queue wait,
+  store outcomes;
+- the cache, as its `BackendObserver`: every backend call's latency and failure, by operation;
 - the proxy's live objects, read at scrape time (`_StateCollector`): queue depth, slots in
   use, upstream state and restarts, cache breaker state.
-Cache backend latency and errors come from `TimedBackend`, a wrapper around the backend.
 
 Labels stay low-cardinality: route patterns, status codes, fixed enums. Never keys, paths,
 users or API keys.
 """
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -28,8 +26,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..cache.breaker import BreakerState
+from ..cache.store import BackendObserver
 from ..completion import Completion
 from ..generation.admission import CLASS_NAMES
+from ..generation.observer import GenerationObserver
 
 if TYPE_CHECKING:
     from ..routes.state import AppState
@@ -52,18 +52,10 @@ NO_ERROR = "none"
 CACHE_RESULTS = ("HIT", "MISS", "COALESCED", "REFRESH", "BYPASS", "ERROR")
 
 
-class PipelineObserver:
-    """What the pipeline reports about generations; these no-ops are used without metrics."""
+class Metrics(GenerationObserver, BackendObserver):
+    """Built before the objects it observes, and given to them as they are built."""
 
-    def queue_waited(self, seconds: float) -> None: ...
-    def first_token(self, seconds: float) -> None: ...
-    def generated(self, completion: Completion, seconds: float) -> None: ...
-    def failed(self, code: str) -> None: ...
-    def store_outcome(self, outcome: str) -> None: ...  # "stored" or why it was not
-
-
-class Metrics(PipelineObserver):
-    def __init__(self, state: AppState) -> None:
+    def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.requests = Counter("mlx_proxy_requests", "Requests served, by route pattern, method, status, "
                                 "X-Cache-Status and the error code they ended with (none: success; a "
@@ -93,9 +85,11 @@ class Metrics(PipelineObserver):
                                     buckets=QUEUE_WAIT_BUCKETS, registry=r)
         # (route, method, status, cache status) -> labelled children; the label sets are few
         self._request_children: dict[tuple, tuple] = {}
-        r.register(_StateCollector(state))
-        state.cache.backend = TimedBackend(state.cache.backend, self)
-        state.pipeline.observer = self
+        self._backend_children: dict[tuple[str, str], object] = {}
+
+    def read_gauges_from(self, state: AppState) -> None:
+        """The live objects whose gauges are read at each scrape."""
+        self.registry.register(_StateCollector(state))
 
     # --- requests ------------------------------------------------------------------------------
     def observe_request(self, record: RequestRecord) -> None:
@@ -133,6 +127,15 @@ class Metrics(PipelineObserver):
     def store_outcome(self, outcome: str) -> None:
         self.store_outcomes.labels(outcome).inc()
 
+    # --- cache backend -------------------------------------------------------------------------
+    def backend_call(self, backend: str, op: str, seconds: float, failure: str | None) -> None:
+        histogram = self._backend_children.get((backend, op))
+        if histogram is None:
+            histogram = self._backend_children[(backend, op)] = self.backend_seconds.labels(backend, op)
+        histogram.observe(seconds)
+        if failure is not None:
+            self.backend_errors.labels(backend, op, failure).inc()
+
     # --- exposition ----------------------------------------------------------------------------
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -169,53 +172,6 @@ class _StateCollector:
                                     "1 half-open (probing), 2 open (cache bypassed)", labels=["backend"])
         breaker.add_metric([s.cache.backend.name], BREAKER_VALUES[s.cache.breaker.state])
         yield breaker
-
-
-# Backend operations timed by TimedBackend (`watch` is a context manager, timed by its peeks).
-TIMED_OPS = ("start", "get", "put", "delete", "flush", "counts", "acquire_lease", "renew_lease",
-             "release_lease", "peek", "add_stats", "append_events", "read_events", "clear_events")
-
-
-class TimedBackend:
-    """A cache backend that measures the backend it wraps: latency and failures per operation.
-
-    Why a wrapper: the facade (`ResponseCache`) stays free of metrics, and every backend is
-    measured the same way. A call the facade's per-operation bound cancels counts as a timeout.
-    """
-
-    def __init__(self, inner: Any, metrics: Metrics) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.enabled = inner.enabled
-        self.op_timeout = inner.op_timeout
-        self.relays_events = inner.relays_events
-        for op in TIMED_OPS:
-            setattr(self, op, self._timed(op, getattr(inner, op), metrics))
-
-    def _timed(self, op: str, call: Callable[..., Awaitable[Any]], metrics: Metrics) -> Callable:
-        seconds = metrics.backend_seconds.labels(self.name, op)
-
-        async def timed(*args: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return await call(*args)
-            except asyncio.CancelledError:
-                if self.op_timeout is not None and time.perf_counter() - start >= self.op_timeout:
-                    metrics.backend_errors.labels(self.name, op, "timeout").inc()
-                raise
-            except Exception:
-                metrics.backend_errors.labels(self.name, op, "error").inc()
-                raise
-            finally:
-                seconds.observe(time.perf_counter() - start)
-
-        return timed
-
-    def watch(self, key: str):
-        return self.inner.watch(key)
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 METRICS_KEY = web.AppKey("metrics", Metrics)

@@ -1,11 +1,11 @@
 """What every protocol renderer receives and provides."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..completion import Event
+from ..completion import Completion, Event
 from ..errors import ProxyError
 
 
@@ -35,3 +35,17 @@ class StreamRenderer(Protocol):
 
     def fail(self, err: ProxyError) -> list[bytes]:
         """Error after the stream began: an error event; the stream then ends."""
+
+
+@dataclass(frozen=True)
+class ClientProtocol:
+    """One client protocol as a row of functions: its request into a chat request, a completion
+    out as JSON or as a stream. (Its error shape is the route's: see proxy/errors.py.)"""
+    name: str  # label for logs/metrics, and part of the body memo's digest
+    to_chat: Callable[[dict], dict] | None  # None: the body already is a chat request
+    render_json: Callable[[Completion, ResponseContext], dict]
+    stream_renderer: Callable[[ResponseContext], StreamRenderer]
+    id_prefix: str
+    passes_comments: bool = True  # write upstream SSE comments through (else: renderer keep-alive)
+    renders_request: bool = False  # its responses echo the client's request (Responses does)
+    announces_prompt_tokens: bool = False  # its stream's first event carries the prompt's size

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ProxyError, invalid
+from ..normalize.messages import ROLE_MAP, TEXT_PART_TYPES
 from .responses_render import render_json
 from .responses_stream import ResponsesStreamRenderer
 
@@ -26,10 +27,9 @@ REFUSED_FIELDS: dict[str, str] = {
     "prompt": "stored prompt templates are not supported",
     "background": "background responses are not supported",
 }
-# Responses roles -> chat roles. Chat templates of local models know no `developer` role.
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-# Content part types that carry plain text.
-TEXT_PARTS = frozenset({"input_text", "output_text", "text"})
+# Responses message roles -> chat roles: the chat table's, less those Responses says with items
+# of their own (tool results are function_call_output items).
+ROLES = {role: chat_role for role, chat_role in ROLE_MAP.items() if chat_role not in ("tool", "function")}
 # Why some input items cannot be served (the Vercel AI SDK sends item_reference when `store` is on).
 UNSUPPORTED_ITEM_HINTS = {
     "item_reference": "this proxy keeps no stored items: send the items themselves, e.g. with store: false",
@@ -148,7 +148,7 @@ def _text(content: Any, path: str) -> str:
     texts: list[str] = []
     for j, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind not in TEXT_PARTS:
+        if kind not in TEXT_PART_TYPES:
             raise ProxyError("unsupported_content", f"content part type `{kind}` is not supported: the "
                              "upstream model reads text only", param=f"{path}[{j}]")
         if not isinstance(part.get("text"), str):

@@ -12,10 +12,9 @@ import re
 
 import orjson
 
+from ..config import RETRY_AFTER
 from ..errors import ProxyError
 
-# Seconds a client is told to wait when the upstream says it is busy.
-UPSTREAM_BUSY_RETRY_AFTER = 5
 # How context overflows are worded: OpenAI's code, llama.cpp's type and messages, vLLM's,
 # llama-cpp-python's ValueError, Anthropic's own.
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})
@@ -58,7 +57,7 @@ def map_upstream_status(status: int, raw: bytes | str) -> ProxyError:
     if 400 <= status < 500 and status not in (408, 429):
         return ProxyError("upstream_rejected", f"upstream: {message}")
     if status in (429, 503):
-        return ProxyError("upstream_unavailable", f"upstream: {message}", retry_after=UPSTREAM_BUSY_RETRY_AFTER)
+        return ProxyError("upstream_unavailable", f"upstream: {message}", retry_after=RETRY_AFTER)
     return ProxyError("upstream_error", f"upstream: {message}")
 
 

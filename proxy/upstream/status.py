@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ..config import RETRY_AFTER
+
 # States in which requests are held back with 503 + Retry-After instead of being forwarded.
 NOT_SERVING = frozenset({"starting", "loading", "restarting", "failed", "stopped"})
 
@@ -21,7 +23,7 @@ class UpstreamStatus:
     detail: str = ""  # what it is waiting for / why it failed (shown in /health and logs)
     restarts: int = 0
     restart_causes: Counter = field(default_factory=Counter)  # cause -> count
-    retry_after: int = 5  # seconds a client should wait while not serving
+    retry_after: int = RETRY_AFTER  # seconds a client should wait while not serving
     since: float = field(default_factory=time.monotonic)
     managed: bool = False  # True when a launcher supervises the upstream
     _ready: asyncio.Event | None = field(default=None, repr=False)

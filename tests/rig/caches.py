@@ -1,4 +1,5 @@
-"""`open_cache`: start a ResponseCache for a test and close it (and its connections) after."""
+"""`open_cache`: start a ResponseCache for a test and close it (and its connections) after;
+`follow_outcome`: how following another proxy's generation ended, without its relayed events."""
 from __future__ import annotations
 
 import pytest
@@ -18,3 +19,11 @@ async def open_cache():
     yield open_
     for cache in opened:
         await cache.close()
+
+
+async def follow_outcome(cache: ResponseCache, key: str, timeout: float):
+    """The one outcome `ResponseCache.follow` ends with (a CacheHit, "takeover" or None)."""
+    async for item in cache.follow(key, timeout):
+        if not isinstance(item, list):
+            return item
+    return None

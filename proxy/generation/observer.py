@@ -1,0 +1,13 @@
+"""What the pipeline reports about generations, to whoever was given it when it was built (the
+metrics; without them, these no-ops)."""
+from __future__ import annotations
+
+from ..completion import Completion
+
+
+class GenerationObserver:
+    def queue_waited(self, seconds: float) -> None: ...
+    def first_token(self, seconds: float) -> None: ...
+    def generated(self, completion: Completion, seconds: float) -> None: ...
+    def failed(self, code: str) -> None: ...
+    def store_outcome(self, outcome: str) -> None: ...  # "stored" or why it was not
