@@ -8,15 +8,14 @@ an event.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
 DONE = b"data: [DONE]\n\n"
 
 
-@dataclass(frozen=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):  # a tuple: made once per event, hundreds per second
     data: str | None = None  # None for a pure comment
     event: str | None = None
     comment: str | None = None
@@ -32,18 +31,32 @@ class SSEDecoder:
         self._max_buffer = max_buffer  # one event larger than this is a broken upstream
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        self._buf += chunk
-        out: list[SSEEvent] = []
-        while True:
-            line, sep_len = _split_line(self._buf)
-            if line is None:
-                break
-            self._buf = self._buf[len(line) + sep_len:]
-            ev = self._line(line.decode("utf-8", errors="replace"))
-            if ev is not None:
-                out.append(ev)
+        """Complete events in `chunk` (with what was left of the last one). An upstream sends many
+        events per read once it is generating, so the work is done in bulk: one split and one
+        decode for all the complete lines, none for the unfinished tail."""
+        buf = self._buf + chunk if self._buf else bytes(chunk)
+        held = b""
+        if b"\r" in buf:
+            if buf.endswith(b"\r"):  # may be half of a \r\n: decided with the next bytes
+                buf, held = buf[:-1], b"\r"
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = buf.rfind(b"\n")
+        self._buf = (buf[end + 1:] if end != -1 else buf) + held
         if len(self._buf) > self._max_buffer:
             raise ValueError("SSE line exceeds buffer limit")
+        if end == -1:
+            return []
+        out: list[SSEEvent] = []
+        for line in buf[:end].decode("utf-8", errors="replace").split("\n"):
+            if line.startswith("data:"):
+                self._data.append(line[6:] if line.startswith("data: ") else line[5:])
+            elif line == "":
+                if self._data or self._event:
+                    out.append(self._flush())
+            else:
+                ev = self._line(line)
+                if ev is not None:
+                    out.append(ev)
         return out
 
     def close(self) -> list[SSEEvent]:
@@ -68,19 +81,10 @@ class SSEDecoder:
         return None
 
     def _flush(self) -> SSEEvent:
-        ev = SSEEvent(data="\n".join(self._data) if self._data else None, event=self._event)
+        data = self._data
+        ev = SSEEvent(data[0] if len(data) == 1 else "\n".join(data) if data else None, self._event)
         self._data, self._event = [], None
         return ev
-
-
-def _split_line(buf: bytes) -> tuple[bytes | None, int]:
-    """First complete line of buf and the length of its terminator, or (None, 0)."""
-    lf, cr = buf.find(b"\n"), buf.find(b"\r")
-    if cr == -1 or (lf != -1 and lf < cr):
-        return (buf[:lf], 1) if lf != -1 else (None, 0)
-    if cr + 1 == len(buf):  # a lone \r at the end may still be half of \r\n
-        return None, 0
-    return buf[:cr], 2 if buf[cr + 1] == 0x0A else 1
 
 
 def encode_json(obj: object, event: str | None = None) -> bytes:

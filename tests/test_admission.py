@@ -5,7 +5,7 @@ import pytest
 
 from proxy.config import Settings
 from proxy.errors import ProxyError
-from proxy.generation.admission import BACKGROUND, INTERACTIVE, Admission, Classifier
+from proxy.generation.admission import BACKGROUND, CLASSIFY_CHARS, INTERACTIVE, Admission, Classifier
 
 
 async def test_priority_order_then_fifo():
@@ -78,3 +78,16 @@ def test_classifier_marks_claude_code_background_requests():
     assert cls.classify({"messages": [{"role": "system", "content": "Analyze if this message indicates a new "
                                        "conversation topic."}, {"role": "user", "content": "hello"}]}) == BACKGROUND
     assert cls.classify({"messages": [{"role": "user", "content": "fix the bug"}], "max_tokens": 4096}) == INTERACTIVE
+
+
+def test_the_classifier_reads_only_the_opening_of_a_long_prompt():
+    """An agent turn's long system prompt may quote a title prompt deep inside; it is still an
+    agent turn (and its 50 KB are not searched three times per request)."""
+    s = Settings()
+    cls = Classifier.build(s.background_patterns, s.background_max_tokens)
+    agent = "You are an agent. " * 200 + "Tools may ask to write a 5-10 word title for the session."
+    assert len(agent) > CLASSIFY_CHARS
+    assert cls.classify({"messages": [{"role": "system", "content": agent},
+                                      {"role": "user", "content": "fix the bug"}]}) == INTERACTIVE
+    assert cls.classify({"messages": [{"role": "system", "content": agent[-60:]},
+                                      {"role": "user", "content": "fix the bug"}]}) == BACKGROUND

@@ -96,3 +96,34 @@ def test_whitespace_between_structured_calls_is_not_content():
                      chunk(finish="tool_calls")])
     assert c.content is None and [t.name for t in c.tool_calls] == ["get_weather", "get_weather"]
     assert not any(isinstance(e, TextDelta) for e in events)
+
+
+def _completion_together(chunks, tools=TOOLS):
+    ids = (f"id{i}" for i in itertools.count())
+    asm = StreamAssembler(tools, new_id=lambda: next(ids), estimate_prompt=lambda: 7)
+    events = asm.feed_many(chunks) + asm.finish()
+    b = CompletionBuilder()
+    b.extend(events)
+    return events, b.build()
+
+
+@pytest.mark.parametrize("tools", [TOOLS, None])
+def test_chunks_read_together_give_the_completion_they_give_one_by_one(tools):
+    """A read of many one-token chunks is assembled as one text: the same completion (calls,
+    text, finish, the counted usage of an upstream that sends none), in fewer events."""
+    pieces = ["I will ", "check. ", "<tool", "_call>", '{"name": "get_weather", ', '"arguments": {"city": "Oslo"}}',
+              "</tool_call>", " done"]
+    chunks = [chunk({"role": "assistant", "content": ""})] + [chunk({"content": p}) for p in pieces]
+    chunks += [chunk({"reasoning": "hmm"}), chunk({"content": "!"}), chunk(finish="stop")]
+    ids = (f"id{i}" for i in itertools.count())
+    one_by_one = StreamAssembler(tools, new_id=lambda: next(ids), estimate_prompt=lambda: 7)
+    alone = [ev for c in chunks for ev in one_by_one.feed(c)] + one_by_one.finish()
+    b = CompletionBuilder()
+    b.extend(alone)
+    events, together = _completion_together(chunks, tools)
+    assert together == b.build()
+    assert together.usage == Usage(7, len(pieces) + 2, estimated=True)  # every token chunk counted
+    assert len(events) < len(alone)
+    # a reasoning chunk keeps its place between the texts around it
+    kinds = [type(ev).__name__ for ev in events]
+    assert kinds.index("ReasoningDelta") < max(i for i, k in enumerate(kinds) if k == "TextDelta")

@@ -271,23 +271,26 @@ def test_a_gap_in_the_relay_is_an_error_event_never_a_gapped_answer(start_proxy,
 
 def test_a_follower_that_missed_the_relay_start_replays_the_whole_entry(scripted, start_proxy, redis_server):
     """The relay's first events gone before the follower read any (flushed before it came):
-    nothing was passed on, so it waits for the entry and streams all of it."""
+    nothing was passed on, so it waits for the entry and streams all of it. (A first follower
+    on a third proxy makes the leader relay: nobody does without one.)"""
     words = [f"w{i} " for i in range(20)]
     scripted.script(Script(chunks=words, delay=0.1))
-    leader, follower = (start_proxy(scripted.url, cache=redis_server.url) for _ in range(2))
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    leader, first, follower = (start_proxy(scripted.url, cache=redis_server.url) for _ in range(3))
+    client = redis.Redis.from_url(redis_server.url)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
         leading = pool.submit(_stream_lines, leader.url)
         deadline = time.monotonic() + 10
         while scripted.chat_calls == 0:
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        time.sleep(0.3)  # some events relayed
-        client = redis.Redis.from_url(redis_server.url)
+        following = threading.Event()
+        first_follower = pool.submit(_stream_lines, first.url, started=following)
+        assert following.wait(10)  # the relay runs
         relays = client.keys("*:events")
         assert relays and client.delete(*relays) == len(relays)
         client.close()
         status, lines = pool.submit(_stream_lines, follower.url).result()
-        leading.result()
+        leading.result(), first_follower.result()
     data = _data(lines)
     assert status == "COALESCED" and data[-1] == "[DONE]" and _text_of(data) == "".join(words)
     assert scripted.chat_calls == 1
@@ -316,3 +319,23 @@ def test_followers_learn_of_a_killed_leader_within_five_seconds(scripted, proxy_
     for data, seconds in ((_data(lines), live_ended), (_data(late_lines), late_ended)):
         assert "[DONE]" not in data and json.loads(data[-1])["error"]["code"] == "upstream_error"
         assert seconds < 5, seconds
+
+
+def test_a_leader_nobody_follows_writes_no_relay(scripted, start_proxy, redis_server):
+    """Relaying costs a Redis write per batch of tokens: without a follower on another proxy
+    the leader makes none, while it generates or after (the answer is still stored)."""
+    words = [f"w{i} " for i in range(10)]
+    scripted.script(Script(chunks=words, delay=0.05))
+    leader = start_proxy(scripted.url, cache=redis_server.url)
+    client = redis.Redis.from_url(redis_server.url)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        leading = pool.submit(_stream_lines, leader.url)
+        seen = []
+        while not leading.done():
+            seen += client.keys("*:events")
+            time.sleep(0.02)
+        status, lines = leading.result()
+    assert status == "MISS" and _text_of(_data(lines)) == "".join(words)
+    assert seen == [] and client.keys("*:events") == []
+    assert post(leader.url).headers["X-Cache-Status"] == "HIT"
+    client.close()

@@ -5,6 +5,11 @@ them and streams them to its own clients live, then takes the stored entry as th
 codec is pure; the publisher keeps the Redis writes off the generation's own path (one write
 per batch of whatever has accumulated, never one per token while a write is in flight).
 
+Nobody reads a relay most of the time (the same prompt on two Macs at once is the exception),
+so a publisher starts dormant: it writes nothing until a follower has marked the key followed
+(`ResponseCache.follow` does, and wakes it); then it publishes everything so far as its first
+batch and the rest live. A follower that comes late still gets every event.
+
 Each batch carries its leader's lease token and the number of events before it, so a follower
 (`RelayReader`) knows when part of the relay is gone (a batch that failed to publish, a flush
 on another Mac, an expiry) instead of passing on a gapped answer as a whole one.
@@ -105,25 +110,55 @@ class RelayReader:
 
 
 class Publisher:
-    """A leader's events to the shared cache, in order, without slowing the generation."""
+    """A leader's events to the shared cache, in order, without slowing the generation; only
+    once someone follows them."""
 
-    def __init__(self, cache: ResponseCache, key: str, leader: str) -> None:
+    def __init__(self, cache: ResponseCache, key: str, leader: str, check_interval: float) -> None:
         self.cache = cache
         self.key = key
         self.leader = leader
-        self._pending: list[Item] = []
+        self.check_interval = check_interval  # a dormant publisher looks for followers this often too
+        self.relaying = False  # a follower was seen: everything is published from then on
+        self._pending: list[Item] = []  # all of them while dormant: a follower's first batch
         self._sent = 0  # events relayed (or lost trying) before the next batch
         self._more = asyncio.Event()
         self._closing = False
+        self._woken: asyncio.Event | None = None  # what a dormant publisher waits on
         self._task = asyncio.create_task(self._run(), name="relay")
 
     def send(self, items: Iterable[Item]) -> None:
         self._pending.extend(items)
-        if self._pending:
+        if self._pending and self.relaying:
             self._more.set()
 
+    async def _until_followed(self) -> bool:
+        """Wait until a follower marks the key (woken by its notification; polled besides);
+        False if the generation ends first (a follower then replays the stored entry)."""
+        async with self.cache.watch(self.key) as woken:
+            self._woken = woken
+            try:
+                while True:
+                    woken.clear()
+                    if self._closing:
+                        return False
+                    if await self.cache.followed(self.key):
+                        return True
+                    if self._closing:
+                        return False
+                    try:
+                        async with asyncio.timeout(self.check_interval):
+                            await woken.wait()
+                    except TimeoutError:
+                        pass
+            finally:
+                self._woken = None
+
     async def _run(self) -> None:
-        await self.cache.reset_events(self.key)
+        await self.cache.reset_events(self.key)  # what a dead leader relayed is not ours
+        if not await self._until_followed():
+            return
+        self.relaying = True
+        self._more.set()
         while True:
             await self._more.wait()
             self._more.clear()
@@ -137,9 +172,11 @@ class Publisher:
                 return
 
     async def close(self) -> None:
-        """Everything sent so far is published (before the entry is stored)."""
+        """Everything sent so far is published (before the entry is stored), if anyone follows."""
         self._closing = True
         self._more.set()
+        if self._woken is not None:  # dormant: it need not wait for its next look
+            self._woken.set()
         await self._task
 
     def cancel(self) -> None:

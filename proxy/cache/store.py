@@ -258,6 +258,19 @@ class ResponseCache:
             return False
         return True
 
+    async def followed(self, key: str) -> bool:
+        """Whether a follower in another proxy reads `key`'s relay (False when unknown)."""
+        if not self.backend.relays_events:
+            return False
+        try:
+            return await self._call(self.backend.followed, key)
+        except BackendUnavailable:
+            return False
+
+    def watch(self, key: str):
+        """Wake-ups about `key`: its entry, lease or events changed, or a follower arrived."""
+        return self.backend.watch(key)
+
     async def reset_events(self, key: str) -> None:
         """A new leader drops what a dead one relayed (followers then read only its events)."""
         if self.backend.relays_events:
@@ -280,7 +293,8 @@ class ResponseCache:
                 woken.clear()  # before the checks: a wake-up during them is not lost
                 try:
                     batch, after = await self._call(self.backend.read_events, key, after)
-                    entry, leased = await self._call(self.backend.peek, key)
+                    # ...and keep the key marked followed: its leader relays only while it is
+                    entry, leased = await self._call(self.backend.peek, key, self.lease_ttl)
                     if entry is not None:  # the leader relays everything before it stores
                         more, after = await self._call(self.backend.read_events, key, after)
                         batch += more

@@ -20,6 +20,9 @@ from ..config import RETRY_AFTER
 from ..errors import ProxyError
 
 INTERACTIVE, BACKGROUND = 0, 1
+# How much of a message's text the background patterns read: Claude Code's warm-up is one word,
+# its title and topic prompts say so in their first sentence.
+CLASSIFY_CHARS = 2048
 CLASS_NAMES = {INTERACTIVE: "interactive", BACKGROUND: "background"}
 
 
@@ -34,13 +37,16 @@ class Classifier:
         return cls(tuple(re.compile(p) for p in patterns), max_tokens_at_most)
 
     def classify(self, body: dict) -> int:
+        """From the few fields that decide it: the answer's size, and the opening of the first
+        and last messages (a warm-up or a title prompt says what it is at once; an agent turn's
+        50 KB system prompt is never read past its opening)."""
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(max_tokens, int) and max_tokens <= self.max_tokens_at_most:
             return BACKGROUND
         messages = body.get("messages") or []
         texts = [m.get("content") for m in messages[:1] + messages[-1:] if isinstance(m, dict)]
         for text in texts:
-            if isinstance(text, str) and any(p.search(text) for p in self.patterns):
+            if isinstance(text, str) and any(p.search(text, 0, CLASSIFY_CHARS) for p in self.patterns):
                 return BACKGROUND
         return INTERACTIVE
 

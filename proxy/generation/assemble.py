@@ -20,6 +20,24 @@ from ..toolcalls.fragments import StructuredCalls
 from ..upstream.clocks import chunk_has_output
 
 
+def plain_text(chunk: dict) -> str | None:
+    """The text of a chunk that carries nothing `feed` reads but text (no usage, reasoning,
+    call, logprobs or finish), else None."""
+    if chunk.get("usage") is not None:
+        return None
+    choices = chunk.get("choices")
+    if type(choices) is not list or not choices or type(choices[0]) is not dict:
+        return None
+    choice = choices[0]
+    if choice.get("finish_reason") or choice.get("logprobs"):
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict or delta.get("reasoning") or delta.get("reasoning_content") or delta.get("tool_calls"):
+        return None
+    content = delta.get("content")
+    return content if type(content) is str and content else None
+
+
 class StreamAssembler:
     def __init__(self, tools: list[dict] | None, new_id: Callable[[], str] = new_call_id,
                  estimate_prompt: Callable[[], int] = lambda: 0, in_reasoning: bool = False) -> None:
@@ -34,6 +52,29 @@ class StreamAssembler:
         self.usage: Usage | None = None
         self._estimate_prompt = estimate_prompt
         self._token_chunks = 0  # chunks that carried output: a token each on the servers that stream tokens
+
+    def feed_many(self, chunks: list[dict]) -> list[Event]:
+        """The events of chunks that arrived together. Runs of chunks that carry only text
+        (the common case once a server generates: one token each, many per read) are read as
+        one: the scanner and the renderers then work once per read, not once per token."""
+        out: list[Event] = []
+        run: list[str] = []
+        for chunk in chunks:
+            text = plain_text(chunk)
+            if text is not None:
+                run.append(text)
+                continue
+            if run:
+                out += self._text(run)
+                run = []
+            out += self.feed(chunk)
+        if run:
+            out += self._text(run)
+        return out
+
+    def _text(self, pieces: list[str]) -> list[Event]:
+        self._token_chunks += len(pieces)
+        return self._number(self._scanner.feed("".join(pieces)))
 
     def feed(self, chunk: dict) -> list[Event]:
         usage = Usage.from_openai(chunk.get("usage"))

@@ -42,10 +42,16 @@ class Flight:
         return self.completion is not None or self.error is not None
 
     def push(self, item: Item) -> None:
-        self.items.append(item)
+        self.push_many([item])
+
+    def push_many(self, items: list[Item]) -> None:
+        """Items that arrived together: followers wake once for them."""
+        if not items:
+            return
+        self.items.extend(items)
         self.last_activity = time.monotonic()
         if self.relay is not None:
-            self.relay([item])
+            self.relay(items)
         self._wake()
 
     def complete(self, completion: Completion) -> None:

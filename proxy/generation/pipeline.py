@@ -14,13 +14,13 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from ..cache.policy import CacheControl
 from ..cache.relay import Publisher, RelayGap, RelayReader
 from ..cache.store import CacheHit, ResponseCache
-from ..completion import Completion, CompletionBuilder, Event, Finish
+from ..completion import Completion, CompletionBuilder, Finish
 from ..config import Settings
 from ..errors import ProxyError
 from ..normalize import ChatRequest
@@ -226,7 +226,7 @@ class Pipeline:
                 async for item in self.cache.follow(flight.key, deadline - time.monotonic()):
                     if isinstance(item, list):
                         for raw in item:
-                            self._push_all(flight, relay.accept(raw))
+                            flight.push_many(relay.accept(raw))
                     elif isinstance(item, CacheHit):
                         self._complete_from_entry(flight, item.completion, streamed=relay.streamed)
                         return None
@@ -242,17 +242,18 @@ class Pipeline:
 
     def _complete_from_entry(self, flight: Flight, completion: Completion, streamed: bool) -> None:
         if not streamed:  # no live events came through (relay off or failed): replay the entry
-            self._push_all(flight, completion.events())
+            flight.push_many(list(completion.events()))
         elif not any(isinstance(item, Finish) for item in flight.items):
             raise _relay_gap()  # its last events never came through
         flight.complete(completion)
 
     async def _generate_relayed(self, flight: Flight, req: ChatRequest, lease: str | None) -> Completion:
-        """Generate; while we hold the shared lease, relay every event to other proxies' followers
-        (all of it before the entry is stored, so they never miss the end)."""
+        """Generate; while we hold the shared lease and a follower on another proxy reads them,
+        relay the events (from the first, whenever it came; all of them before the entry is
+        stored, so it never misses the end)."""
         if lease is None or not self.cache.backend.relays_events:
             return await self._generate(flight, req)
-        publisher = Publisher(self.cache, flight.key, lease)
+        publisher = Publisher(self.cache, flight.key, lease, self.cache.poll_interval)
         flight.relay = publisher.send
         try:
             completion = await self._generate(flight, req)
@@ -276,25 +277,35 @@ class Pipeline:
                                     in_reasoning=req.opens_reasoning)
         builder = CompletionBuilder(model=self.settings.served_model, created=int(time.time()))
         start, first = time.monotonic(), True
-        async for item in self.upstream.stream_json_events(CHAT_PATH, req.upstream_body):
-            if isinstance(item, Comment):
-                if prefill_finished(item.text):
-                    flight.prefilling = False
-                flight.push(item)
-                continue
-            if first:
-                first = False
-                flight.prefilling = False
-                self.observer.first_token(time.monotonic() - start)
-            events = assembler.feed(item)
-            builder.extend(events)
-            self._push_all(flight, events)
+        async for batch in self.upstream.stream_json_batches(CHAT_PATH, req.upstream_body):
+            chunks: list[dict] = []
+            for item in batch:  # comments pass in their place; chunks between them go together
+                if isinstance(item, Comment):
+                    self._assemble(flight, assembler, builder, chunks)
+                    chunks = []
+                    if prefill_finished(item.text):
+                        flight.prefilling = False
+                    flight.push(item)
+                else:
+                    if first:
+                        first = False
+                        flight.prefilling = False
+                        self.observer.first_token(time.monotonic() - start)
+                    chunks.append(item)
+            self._assemble(flight, assembler, builder, chunks)
         events = assembler.finish()
         builder.extend(events)
-        self._push_all(flight, events)
+        flight.push_many(events)
         completion = builder.build()
         self.observer.generated(completion, time.monotonic() - start)
         return completion
+
+    @staticmethod
+    def _assemble(flight: Flight, assembler: StreamAssembler, builder: CompletionBuilder, chunks: list[dict]) -> None:
+        if chunks:
+            events = assembler.feed_many(chunks)
+            builder.extend(events)
+            flight.push_many(events)
 
     async def _renew(self, key: str, lease: str) -> None:
         interval = self.cache.lease_renew_interval
@@ -303,11 +314,6 @@ class Pipeline:
             if not await self.cache.renew_lease(key, lease):
                 log.warning("lost the generation lease; another proxy may start the same generation")
                 return
-
-    @staticmethod
-    def _push_all(flight: Flight, events: Iterable[Event]) -> None:
-        for ev in events:
-            flight.push(ev)
 
     async def close(self) -> None:
         tasks = [f.task for f in self.flights.values() if f.task is not None]

@@ -21,6 +21,10 @@ from ..errors import ProxyError, invalid
 MAX_JSON_CONTAINERS = 250_000  # arrays and objects (each ~100-200 bytes once parsed)
 MAX_JSON_ITEMS = 2_000_000  # values in arrays and members of objects
 MAX_JSON_DEPTH = 128
+# Below this size no body can break those limits: an array or object takes 2 bytes at least,
+# an item 1 and its separator 1.
+_SMALL_BODY = 2 * min(MAX_JSON_CONTAINERS, MAX_JSON_ITEMS)
+_CONTAINERS = (dict, list)  # what orjson parses arrays and objects into
 
 # The body in tokens for counting what lies outside its strings: either a run of bytes outside
 # strings and of short strings free of brackets, commas and escapes (counting over the whole
@@ -57,7 +61,7 @@ def check_structure(raw: bytes | bytearray) -> None:
     """413 if the body holds more arrays, objects or items than the limits. Counting brackets
     and commas in the bytes is an upper bound (those inside strings count too) at memory
     speed; only a body over it is counted again, outside its strings."""
-    if _within_limits(raw) or _within_limits_outside_strings(raw):
+    if len(raw) < _SMALL_BODY or _within_limits(raw) or _within_limits_outside_strings(raw):
         return
     raise ProxyError("request_too_large", f"request body holds more JSON than the proxy accepts (at most "
                      f"{MAX_JSON_CONTAINERS:,} arrays and objects, {MAX_JSON_ITEMS:,} items)")
@@ -83,14 +87,17 @@ def _within_limits_outside_strings(raw: bytes | bytearray) -> bool:
 
 
 def nesting_exceeds(value: object, limit: int) -> bool:
-    """Whether arrays and objects nest more than `limit` deep (the body itself is level 1)."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """Whether arrays and objects nest more than `limit` deep (the body itself is level 1).
+    Level by level, looking only at containers: a body's strings and numbers cost one type
+    check each."""
+    level = [value] if type(value) in _CONTAINERS else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        level = [child for node in level for child in (node.values() if type(node) is dict else node)
+                 if type(child) in _CONTAINERS]
     return False
 
 

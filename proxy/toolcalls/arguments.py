@@ -31,11 +31,26 @@ def arguments_object(value: Any, layers: int = 1) -> dict | None:
             break
         if not value.strip():
             return {}
-        try:
-            value = JSON_DECODER.decode(value)
-        except json.JSONDecodeError:
+        value = _decode(value)
+        if value is _NOT_JSON:
             return None
     return value if isinstance(value, dict) else None
+
+
+_NOT_JSON = object()
+
+
+def _decode(text: str) -> object:
+    """orjson first (the common, well-formed case, ~5x faster); the lenient decoder for what it
+    refuses (raw control characters inside strings)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return JSON_DECODER.decode(text)
+    except json.JSONDecodeError:
+        return _NOT_JSON
 
 
 def arguments_text(arguments: dict) -> str | None:

@@ -25,6 +25,11 @@ POLL_INTERVAL = 1.0
 LEASE_SUFFIX = ":lease"
 # Suffix of the events a leader relays while it generates (a Redis stream beside the entry).
 EVENTS_SUFFIX = ":events"
+# Suffix of the mark a follower in another proxy keeps while it follows a key: a leader
+# relays its events only while one exists (nobody else reads them).
+FOLLOWED_SUFFIX = ":followed"
+# Suffixes of our bookkeeping beside an entry (never entries themselves).
+BESIDE_SUFFIXES = (LEASE_SUFFIX, EVENTS_SUFFIX, FOLLOWED_SUFFIX)
 # Relayed events outlive the last append by this long: a follower a few polls behind still
 # reads them; a follower that comes later finds the stored entry instead.
 EVENTS_TTL = 60.0
@@ -47,7 +52,8 @@ class CacheBackend(Protocol):
     async def acquire_lease(self, key: str, token: str, ttl: float) -> bool: ...
     async def renew_lease(self, key: str, token: str, ttl: float) -> bool: ...
     async def release_lease(self, key: str, token: str) -> None: ...
-    async def peek(self, key: str) -> tuple[StoredEntry | None, bool]: ...  # (entry, lease alive)
+    # (entry, lease alive); `follower_ttl`: also (re)mark the key followed for that long
+    async def peek(self, key: str, follower_ttl: float | None = None) -> tuple[StoredEntry | None, bool]: ...
     def watch(self, key: str) -> AbstractAsyncContextManager[asyncio.Event]: ...
     # Team-wide counters: add our deltas, get the totals (None: the backend is not shared).
     async def add_stats(self, hits: int, misses: int) -> dict[str, int] | None: ...
@@ -56,6 +62,7 @@ class CacheBackend(Protocol):
     async def append_events(self, key: str, payload: bytes, ttl: float) -> None: ...
     async def read_events(self, key: str, after: str) -> tuple[list[bytes], str]: ...  # new since `after`
     async def clear_events(self, key: str) -> None: ...  # a new leader starts from nothing
+    async def followed(self, key: str) -> bool: ...  # a follower elsewhere marked it (see peek)
 
 
 class NoEventRelay:
@@ -70,6 +77,9 @@ class NoEventRelay:
 
     async def clear_events(self, key: str) -> None:
         return None
+
+    async def followed(self, key: str) -> bool:
+        return False
 
 
 class Waiters:

@@ -47,7 +47,7 @@ class DisabledBackend(NoEventRelay):
     async def release_lease(self, key: str, token: str) -> None:
         return None
 
-    async def peek(self, key: str) -> tuple[StoredEntry | None, bool]:
+    async def peek(self, key: str, follower_ttl: float | None = None) -> tuple[StoredEntry | None, bool]:
         return None, False  # no entry will come and no leader exists: take over
 
     @asynccontextmanager

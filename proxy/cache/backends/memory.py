@@ -118,7 +118,7 @@ class MemoryBackend(NoEventRelay):
             del self._leases[key]
             self._waiters.notify(key)
 
-    async def peek(self, key: str) -> tuple[StoredEntry | None, bool]:
+    async def peek(self, key: str, follower_ttl: float | None = None) -> tuple[StoredEntry | None, bool]:
         return self._live(key), self._lease_holder(key) is not None
 
     @asynccontextmanager

@@ -6,6 +6,7 @@ builder returns, plus, beside them,
     <prefix>index        sorted set key → expiry (ms): counts cached items without a SCAN
     <prefix>stats        hash of team-wide hits / misses (HINCRBY)
     <key>:events         stream of the events its leader relays while generating (XADD; TTL)
+    <key>:followed       a follower in another proxy reads those events (PX, refreshed while it does)
     <prefix>notify       pub/sub channel; the message is a key whose entry, lease or events changed
 Flush and counts never look outside the prefix, and never count leases or our own bookkeeping.
 
@@ -26,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from proxy.cache.backends.base import EVENTS_SUFFIX, LEASE_SUFFIX, Waiters
+from proxy.cache.backends.base import BESIDE_SUFFIXES, EVENTS_SUFFIX, FOLLOWED_SUFFIX, LEASE_SUFFIX, Waiters
 from proxy.cache.entry import EntryDecodeError, StoredEntry, decode_entry, encode_entry
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class RedisBackend:
     def _is_entry_key(self, key: str) -> bool:
         """Under our prefix and not our bookkeeping: the only keys delete and flush remove."""
         return (key.startswith(self.prefix) and key not in self._own
-                and not key.endswith((LEASE_SUFFIX, EVENTS_SUFFIX)))
+                and not key.endswith(BESIDE_SUFFIXES))
 
     async def delete(self, key: str) -> bool:
         """Remove one entry; a key that is not one of our entries (DELETE /cache/{key} takes it
@@ -179,12 +180,20 @@ class RedisBackend:
     async def release_lease(self, key: str, token: str) -> None:
         await self._release(keys=[key + LEASE_SUFFIX], args=[token, self._channel, key])
 
-    async def peek(self, key: str) -> tuple[StoredEntry | None, bool]:
+    async def peek(self, key: str, follower_ttl: float | None = None) -> tuple[StoredEntry | None, bool]:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.get(key)
             pipe.exists(key + LEASE_SUFFIX)
-            raw, leased = await pipe.execute()
+            if follower_ttl is not None:
+                pipe.set(key + FOLLOWED_SUFFIX, b"1", px=int(follower_ttl * 1000), nx=True)
+                pipe.pexpire(key + FOLLOWED_SUFFIX, int(follower_ttl * 1000))
+            raw, leased, *marked = await pipe.execute()
+        if marked and marked[0]:  # the first follower: wake the leader, which relays only now
+            await self._client.publish(self._channel, key)
         return (None if raw is None else self._decode(key, raw)), bool(leased)
+
+    async def followed(self, key: str) -> bool:
+        return bool(await self._client.exists(key + FOLLOWED_SUFFIX))
 
     @asynccontextmanager
     async def watch(self, key: str) -> AsyncIterator[asyncio.Event]:
