@@ -79,6 +79,11 @@ def leader_started(scripted, ask) -> None:
             pass
 
     threading.Thread(target=run, daemon=True).start()
+    upstream_reached(scripted)
+
+
+def upstream_reached(scripted) -> None:
+    """Return once the upstream has received a generation (the leader's)."""
     deadline = time.monotonic() + 10
     while scripted.chat_calls == 0:
         assert time.monotonic() < deadline, "the leader never reached the upstream"
@@ -178,10 +183,7 @@ def test_stream_follower_on_another_proxy_follows_live(scripted, start_proxy, pr
     follower = start_proxy(scripted.url, cache=redis_server.url)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         leading = pool.submit(_stream_lines, leader_url)
-        deadline = time.monotonic() + 10
-        while scripted.chat_calls == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        upstream_reached(scripted)
         following = pool.submit(_stream_lines, follower.url)
         (lead_status, lead_lines), (status, lines) = leading.result(), following.result()
     content = [(t, json.loads(line[6:])["choices"][0]["delta"]["content"]) for t, line in lines
@@ -229,10 +231,7 @@ def test_a_flush_under_a_live_follower_loses_nothing(scripted, start_proxy, redi
     following = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         leading = pool.submit(_stream_lines, leader.url)
-        deadline = time.monotonic() + 10
-        while scripted.chat_calls == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        upstream_reached(scripted)
         result = pool.submit(_stream_lines, follower.url, started=following)
         assert following.wait(10)
         assert httpx.post(follower.url + "/cache/flush", timeout=10).status_code == 200
@@ -279,10 +278,7 @@ def test_a_follower_that_missed_the_relay_start_replays_the_whole_entry(scripted
     client = redis.Redis.from_url(redis_server.url)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         leading = pool.submit(_stream_lines, leader.url)
-        deadline = time.monotonic() + 10
-        while scripted.chat_calls == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        upstream_reached(scripted)
         following = threading.Event()
         first_follower = pool.submit(_stream_lines, first.url, started=following)
         assert following.wait(10)  # the relay runs
