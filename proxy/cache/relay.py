@@ -132,29 +132,29 @@ class Publisher:
             self._more.set()
 
     async def _until_followed(self) -> bool:
-        """Wait until a follower marks the key (woken by its notification; polled besides);
-        False if the generation ends first (a follower then replays the stored entry)."""
+        """Wait until a follower marks the key: woken by the notification its first mark sends,
+        or at the next look (every `check_interval`, for a notification that came before we
+        listened). False if the generation ends first (a follower then replays the entry).
+        Nothing is asked of Redis until then: most generations end unfollowed."""
         async with self.cache.watch(self.key) as woken:
             self._woken = woken
             try:
-                while True:
-                    woken.clear()
-                    if self._closing:
-                        return False
-                    if await self.cache.followed(self.key):
-                        return True
-                    if self._closing:
-                        return False
+                while not self._closing:
                     try:
                         async with asyncio.timeout(self.check_interval):
                             await woken.wait()
                     except TimeoutError:
                         pass
+                    woken.clear()
+                    if self._closing:
+                        return False
+                    if await self.cache.followed(self.key):
+                        return True
+                return False
             finally:
                 self._woken = None
 
     async def _run(self) -> None:
-        await self.cache.reset_events(self.key)  # what a dead leader relayed is not ours
         if not await self._until_followed():
             return
         self.relaying = True

@@ -271,14 +271,6 @@ class ResponseCache:
         """Wake-ups about `key`: its entry, lease or events changed, or a follower arrived."""
         return self.backend.watch(key)
 
-    async def reset_events(self, key: str) -> None:
-        """A new leader drops what a dead one relayed (followers then read only its events)."""
-        if self.backend.relays_events:
-            try:
-                await self._call(self.backend.clear_events, key)
-            except BackendUnavailable:
-                pass
-
     async def follow(self, key: str, timeout: float) -> AsyncIterator[list[bytes] | CacheHit | str | None]:
         """Another proxy's generation of `key` as it happens: batches of its relayed events
         (encoded), then exactly one outcome: the leader's entry (a CacheHit); "takeover" when

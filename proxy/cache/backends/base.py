@@ -47,8 +47,9 @@ class CacheBackend(Protocol):
     async def delete(self, key: str) -> bool: ...
     async def flush(self) -> int: ...           # cached entries of ours removed
     async def counts(self) -> tuple[int, int | None]: ...  # (cached items, bytes if known)
-    # Leases. acquire fails while the key has an entry or a live lease; renew extends our lease
-    # or re-takes an absent one (a restarted Redis forgot it); release wakes waiters.
+    # Leases. acquire fails while the key has an entry or a live lease (and, when it succeeds,
+    # drops what a dead leader relayed: a new leader starts from nothing); renew extends our
+    # lease or re-takes an absent one (a restarted Redis forgot it); release wakes waiters.
     async def acquire_lease(self, key: str, token: str, ttl: float) -> bool: ...
     async def renew_lease(self, key: str, token: str, ttl: float) -> bool: ...
     async def release_lease(self, key: str, token: str) -> None: ...
@@ -61,7 +62,6 @@ class CacheBackend(Protocol):
     relays_events: bool
     async def append_events(self, key: str, payload: bytes, ttl: float) -> None: ...
     async def read_events(self, key: str, after: str) -> tuple[list[bytes], str]: ...  # new since `after`
-    async def clear_events(self, key: str) -> None: ...  # a new leader starts from nothing
     async def followed(self, key: str) -> bool: ...  # a follower elsewhere marked it (see peek)
 
 
@@ -74,9 +74,6 @@ class NoEventRelay:
 
     async def read_events(self, key: str, after: str) -> tuple[list[bytes], str]:
         return [], after
-
-    async def clear_events(self, key: str) -> None:
-        return None
 
     async def followed(self, key: str) -> bool:
         return False

@@ -39,9 +39,14 @@ SCAN_COUNT = 1000
 # reads again (notifications still arrive the moment they are published).
 LISTEN_READ_TIMEOUT = 1.0
 
+# Taking a lease drops what a dead leader relayed, in the same step: a new leader's followers
+# read only its events.
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('UNLINK', KEYS[3])
+  return 1
+end
 return 0
 """
 _RENEW = """
@@ -172,7 +177,8 @@ class RedisBackend:
     # --- leases and wake-ups ------------------------------------------------------------------
 
     async def acquire_lease(self, key: str, token: str, ttl: float) -> bool:
-        return bool(await self._acquire(keys=[key, key + LEASE_SUFFIX], args=[token, int(ttl * 1000)]))
+        return bool(await self._acquire(keys=[key, key + LEASE_SUFFIX, key + EVENTS_SUFFIX],
+                                        args=[token, int(ttl * 1000)]))
 
     async def renew_lease(self, key: str, token: str, ttl: float) -> bool:
         return bool(await self._renew(keys=[key + LEASE_SUFFIX], args=[token, int(ttl * 1000)]))
@@ -236,9 +242,6 @@ class RedisBackend:
             pipe.pexpire(stream, int(ttl * 1000))
             pipe.publish(self._channel, key)
             await pipe.execute()
-
-    async def clear_events(self, key: str) -> None:
-        await self._client.unlink(key + EVENTS_SUFFIX)
 
     async def read_events(self, key: str, after: str) -> tuple[list[bytes], str]:
         found = await self._client.xread({key + EVENTS_SUFFIX: after})
