@@ -25,7 +25,7 @@ class SSEDecoder:
     """Feed bytes, get complete events. Keeps only the unfinished tail between calls."""
 
     def __init__(self, max_buffer: int = 16 * 1024 * 1024) -> None:
-        self._buf = b""
+        self._buf = bytearray()  # the unfinished line (and a \r that may be half of \r\n)
         self._data: list[str] = []
         self._event: str | None = None
         self._max_buffer = max_buffer  # one event larger than this is a broken upstream
@@ -33,15 +33,21 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Complete events in `chunk` (with what was left of the last one). An upstream sends many
         events per read once it is generating, so the work is done in bulk: one split and one
-        decode for all the complete lines, none for the unfinished tail."""
-        buf = self._buf + chunk if self._buf else bytes(chunk)
+        decode for all the complete lines, none for the unfinished tail (a long event arriving in
+        small pieces is appended to, not re-read)."""
+        if b"\n" not in chunk and b"\r" not in chunk and not self._buf.endswith(b"\r"):
+            self._buf += chunk
+            if len(self._buf) > self._max_buffer:
+                raise ValueError("SSE line exceeds buffer limit")
+            return []
+        buf = bytes(self._buf) + chunk if self._buf else bytes(chunk)
         held = b""
         if b"\r" in buf:
             if buf.endswith(b"\r"):  # may be half of a \r\n: decided with the next bytes
                 buf, held = buf[:-1], b"\r"
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         end = buf.rfind(b"\n")
-        self._buf = (buf[end + 1:] if end != -1 else buf) + held
+        self._buf = bytearray((buf[end + 1:] if end != -1 else buf) + held)
         if len(self._buf) > self._max_buffer:
             raise ValueError("SSE line exceeds buffer limit")
         if end == -1:

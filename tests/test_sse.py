@@ -51,3 +51,12 @@ def test_oversized_line_is_refused():
 def test_encoders_round_trip():
     raw = encode_json({"k": "v"}, event="ping") + encode_comment("keep-alive")
     assert decode([raw]) == [SSEEvent(data='{"k":"v"}', event="ping"), SSEEvent(comment="keep-alive")]
+
+
+def test_a_long_event_in_small_pieces_comes_out_whole():
+    """A 4 MB event in 4 KB reads (a big tool call), with CR line ends split across reads."""
+    payload = "x" * (4 << 20)
+    raw = b"data: " + payload.encode() + b"\r\n\r\ndata: after\r\n\r\n"
+    assert decode([raw[i:i + 4096] for i in range(0, len(raw), 4096)]) == [SSEEvent(data=payload),
+                                                                          SSEEvent(data="after")]
+    assert decode([raw[:len(raw) - 17], raw[len(raw) - 17:]]) == [SSEEvent(data=payload), SSEEvent(data="after")]
