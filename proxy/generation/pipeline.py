@@ -1,4 +1,4 @@
-"""The request path below the protocol handlers: cache lookup, single-flight, generation.
+"""Single-flight generation below the request path: flights, their producers, the watchdog's view.
 
 `Pipeline.open()` turns a normalized chat request the cache did not answer, and its key, into
 a `Ticket`: where the events come from (a flight this process runs, or one another proxy runs)

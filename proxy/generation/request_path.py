@@ -91,19 +91,18 @@ class RequestPath:
                     self._count_rules(known.rules_fired)
                     body = await off_loop_if_big(raw, parse_body, raw) if protocol.renders_request else None
                     return Served(Ticket(status, hit=hit), known, body, None)
-            looked_up = known is not None and cc.read
             body, creq, key = await off_loop_if_big(raw, prepare, protocol, self.model.normalize_config, raw, cc,
                                                     known.key if known else None)
             self._count_rules(creq.rules_fired)
             prepared = Prepared(key, creq.client_stream, creq.include_usage, creq.rules_fired, creq.tool_prompt)
             self.memo.put(digest, prepared)
             note_generation(key, creq.upstream_body)
-            if cc.read and not looked_up:
+            if not cc.read:
+                status = cc.status_without_read if self.cache.backend.enabled else "BYPASS"
+            elif known is None:  # (a known body was looked up above, and missed)
                 hit, status = await self.cache.lookup(key, cc.max_age)
                 if hit is not None:
                     return Served(Ticket(status, hit=hit), prepared, body, creq.upstream_body)
-            elif not cc.read:
-                status = cc.status_without_read if self.cache.backend.enabled else "BYPASS"
             ticket = await self.pipeline.open(key, creq, cc, status)
         except ProxyError as e:
             return Refused(e, status)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import orjson
 from aiohttp import web
 
 from ..errors import ProxyError, error_body
 from ..routes.body import UNREADABLE_BODY_KEY
+from ..routes.serve import json_bytes_response
 from ..routes.state import CACHE_KEY_HEADER, CACHE_KEY_KEY, CACHE_STATUS_HEADER, CACHE_STATUS_KEY, STATE_KEY
 from .connections import ConnectionGuard
 from .logs import note_error
@@ -25,11 +25,10 @@ log = logging.getLogger("mlx_proxy")
 _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
-def render_error(request: web.Request, err: ProxyError, headers: dict[str, str] | None = None) -> web.Response:
+def render_error(request: web.Request, err: ProxyError) -> web.Response:
     """The answer to an error: its status, its headers, a JSON body in the route's shape."""
     note_error(err.code)
-    return web.Response(body=orjson.dumps(error_body(request.path, err)), status=err.status,
-                        headers={**err.headers(), **(headers or {})}, content_type="application/json")
+    return json_bytes_response(error_body(request.path, err), err.status, err.headers())
 
 
 def _as_proxy_error(request: web.Request, e: web.HTTPException) -> ProxyError:

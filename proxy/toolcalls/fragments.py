@@ -57,7 +57,8 @@ class _Call:
         """The call as one whole delta (mlx_lm.server's shape)."""
         args = self.whole_arguments if self.whole_arguments is not None else "".join(self.arguments)
         if not isinstance(args, str):
-            args = canonical_arguments(args) or orjson.dumps(args).decode()  # (an object of no JSON: as it came)
+            # not an object (a list, a number): as it came, for normalize_upstream_calls to refuse
+            args = canonical_arguments(args) or orjson.dumps(args).decode()
         return {"id": self.id, "type": self.type, "function": {"name": self.name, "arguments": args}}
 
 
