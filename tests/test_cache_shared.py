@@ -223,8 +223,8 @@ def _text_of(data: list[str]) -> str:
 
 
 def test_a_flush_under_a_live_follower_loses_nothing(scripted, start_proxy, redis_server):
-    """The relay removed mid-generation (a flush on another Mac) while a follower keeps up: the
-    leader's next events go on from where they were, and the follower's answer is whole."""
+    """A flush on another Mac mid-generation removes entries, never the relay a follower is
+    reading: the follower's answer is whole."""
     words = [f"w{i} " for i in range(30)]
     scripted.script(Script(chunks=words, delay=0.1))
     leader, follower = (start_proxy(scripted.url, cache=redis_server.url) for _ in range(2))

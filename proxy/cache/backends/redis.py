@@ -146,18 +146,16 @@ class RedisBackend:
         return removed > 0
 
     async def flush(self) -> int:
-        """SCAN + UNLINK our prefix only (never FLUSHALL/FLUSHDB: the Redis may be shared);
-        live leases and team stats are kept; the count is of entries."""
+        """SCAN + UNLINK our entries only (never FLUSHALL/FLUSHDB: the Redis may be shared).
+        What generations running now keep beside their key (lease, relay, follower mark) stays:
+        removing a relay under its followers would cut their answers, and all of it expires by
+        itself. Team stats stay too. The count is of entries."""
         removed = 0
         match = _glob_escape(self.prefix) + "*"
         async for batch in self._scan_batches(match):
-            names = [k.decode(errors="replace") for k in batch]
-            doomed = [k for k, name in zip(batch, names) if self._is_entry_key(name)]
-            relays = [k for k, name in zip(batch, names) if name.endswith(EVENTS_SUFFIX)]
+            doomed = [k for k in batch if self._is_entry_key(k.decode(errors="replace"))]
             if doomed:
                 removed += await self._client.unlink(*doomed)
-            if relays:  # relayed events go too, but are not counted as entries
-                await self._client.unlink(*relays)
         await self._client.unlink(self._index)
         return removed
 
