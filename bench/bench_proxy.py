@@ -17,7 +17,9 @@ Misses (a second table): every request a new 100 KB body, to an upstream that wa
 then streams 200 one-token events (bench/fast_upstream.py --delay-ms 50 --tokens 200). The
 baseline is that same upstream streaming to a direct client, so the difference is the proxy's
 own cost: added p50 at concurrency 1 (JSON and stream), added time to the first content byte of
-a stream, and misses/s at concurrency 8 against direct streams/s.
+a stream, and misses/s at concurrency 8 against direct streams/s. The row "aiohttp pass-through
+(floor)" (bench/floor_proxy.py) forwards bytes and nothing else: what any aiohttp proxy adds,
+so a proxy row minus it is the proxy's own cost.
 Latency: each scenario's requests alternate with the baseline's, and its ratio is against those
 baseline samples; throughput: rounds alternate between scenarios, median kept. Either way the
 machine's noise falls on baseline and proxy alike.
@@ -176,6 +178,7 @@ async def throughput(url: str, payload: bytes, seconds: float, concurrency: int)
 # The miss upstream: a model's prefill, then an answer of this many one-token events.
 MISS_DELAY_MS, MISS_TOKENS = 50, 200
 MISS_CONCURRENCY = 8
+FLOOR = "aiohttp pass-through (floor)"  # bench/floor_proxy.py: bytes in, bytes on, nothing else
 NONCE = b"NONCE-0000000000"  # replaced per request: every miss a body never seen before
 
 
@@ -326,8 +329,12 @@ def miss_table(args, stack: ExitStack, checkouts: list[tuple[Path, str]], redis_
     caches = [("proxy miss, memory", "memory")] + ([("proxy miss, redis", redis_url)] if redis_url else [])
     # As many generations at once as the clients send (an unknown upstream would get 1).
     flags = ("--max-concurrency", str(MISS_CONCURRENCY))
-    scenarios = [MissScenario(f"{label}{tag}", start_proxy(stack, upstream, cache, flags, checkout))
-                 for label, cache in caches for checkout, tag in checkouts]
+    floor_port = free_port()
+    stack.enter_context(process([sys.executable, str(ROOT / "bench" / "floor_proxy.py"), str(floor_port), upstream],
+                                f"http://127.0.0.1:{floor_port}/ready"))
+    scenarios = [MissScenario(FLOOR, f"http://127.0.0.1:{floor_port}/v1/chat/completions")]
+    scenarios += [MissScenario(f"{label}{tag}", start_proxy(stack, upstream, cache, flags, checkout))
+                  for label, cache in caches for checkout, tag in checkouts]
     pairs: dict[str, MissScenario] = {}
     for sc in scenarios:
         pairs[sc.name] = base = MissScenario(direct.name, direct.url)
@@ -342,14 +349,20 @@ def miss_table(args, stack: ExitStack, checkouts: list[tuple[Path, str]], redis_
     print(f"{'scenario':40s} {'JSON p50':>9s} {'+ms':>6s} {'stream p50':>11s} {'+ms':>6s} {'p99':>7s} "
           f"{'1st byte':>9s} {'+ms':>6s} {'misses/s':>9s} {'vs direct':>9s}")
     print(f"{direct.name:40s} {'':>9s} {'':>6s} {'':>11s} {'':>6s} {'':>7s} {'':>9s} {'':>6s} {direct_rate:9.1f} {1:8.2f}x")
+    added = {}  # scenario -> (JSON +ms, stream +ms, first byte +ms)
     for sc in scenarios:
         base = pairs[sc.name]
         bst = statistics.median(base.totals[True]) * 1000  # the direct stream, the baseline of both
-        j, st, bj = statistics.median(sc.totals[False]) * 1000, statistics.median(sc.totals[True]) * 1000, bst
+        j, st = statistics.median(sc.totals[False]) * 1000, statistics.median(sc.totals[True]) * 1000
         f, bf = (statistics.median(x.firsts) * 1000 for x in (sc, base))
         rate = statistics.median(sc.rates)
-        print(f"{sc.name:40s} {j:9.2f} {j - bj:+6.2f} {st:11.2f} {st - bst:+6.2f} {pct(sc.totals[True], 99):7.2f} "
+        added[sc.name] = (j - bst, st - bst, f - bf)
+        print(f"{sc.name:40s} {j:9.2f} {j - bst:+6.2f} {st:11.2f} {st - bst:+6.2f} {pct(sc.totals[True], 99):7.2f} "
               f"{f:9.2f} {f - bf:+6.2f} {rate:9.1f} {rate / direct_rate:8.2f}x")
+    print(f"\nthe proxy's own cost: added ms above the floor row's (JSON, stream, first byte)")
+    for name, cost in added.items():
+        if name != FLOOR:
+            print(f"{name:40s} " + " ".join(f"{c - fl:+6.2f}" for c, fl in zip(cost, added[FLOOR])))
 
 
 if __name__ == "__main__":
