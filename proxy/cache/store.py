@@ -187,9 +187,10 @@ class ResponseCache:
         self._unsent_misses += 1
         return None, "MISS"
 
-    async def store(self, key: str, completion: Completion, ttl: int | None = None) -> bool:
+    async def store(self, key: str, completion: Completion, ttl: int | None = None, lease: str | None = None) -> bool:
         """Keep a complete success for `ttl` seconds (at most, and by default, Settings.cache_ttl); False when
-        refused (not cacheable, cache disabled) or the backend failed."""
+        refused (not cacheable, cache disabled) or the backend failed. With `lease` (the token
+        acquire_lease gave us) the lease is released in the same step when True comes back."""
         if not completion.cacheable or not self.backend.enabled:
             return False
         ttl = self.ttl if ttl is None else min(ttl, self.ttl)  # a client may shorten it, not extend it
@@ -199,7 +200,7 @@ class ResponseCache:
         if self.near is not None:  # first: a repeat on this Mac hits even if the shared write fails
             await self.near.put(key, entry, min(ttl, self.near_ttl))
         try:
-            await self._call(self.backend.put, key, entry, ttl)
+            await self._call(self.backend.put, key, entry, ttl, lease)
         except BackendUnavailable:
             return False
         return True

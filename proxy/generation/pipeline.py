@@ -186,7 +186,10 @@ class Pipeline:
                 renewer = asyncio.create_task(self._renew(flight.key, lease))
             completion = await self._generate_relayed(flight, req, lease)
             flight.complete(completion)
-            self.observer.store_outcome(await self._store(flight, completion, cc))
+            outcome = await self._store(flight, completion, cc, lease)
+            if outcome == "stored":
+                lease = None  # released with the entry, in the same round trip
+            self.observer.store_outcome(outcome)
         except ProxyError as e:
             self.observer.failed(e.code)
             flight.fail(e)
@@ -206,13 +209,14 @@ class Pipeline:
             if self.flights.get(flight.key) is flight:
                 del self.flights[flight.key]
 
-    async def _store(self, flight: Flight, completion: Completion, cc: CacheControl) -> str:
-        """Store a finished generation; the outcome, or why it was not stored (for metrics)."""
+    async def _store(self, flight: Flight, completion: Completion, cc: CacheControl, lease: str | None) -> str:
+        """Store a finished generation (releasing `lease` with it); the outcome, or why it was
+        not stored (for metrics)."""
         if not flight.storable:
             return "skipped_not_requested"  # no-store, or the cache is off
         if not completion.cacheable:
             return "skipped_not_cacheable"  # no output, or an unfinished finish reason
-        stored = await self.cache.store(flight.key, completion, cc.ttl)
+        stored = await self.cache.store(flight.key, completion, cc.ttl, lease)
         return "stored" if stored else "skipped_backend"
 
     async def _wait_for_remote(self, flight: Flight, req: ChatRequest) -> str | None:

@@ -26,7 +26,7 @@ class DisabledBackend(NoEventRelay):
     async def get(self, key: str) -> StoredEntry | None:
         return None
 
-    async def put(self, key: str, entry: StoredEntry, ttl: int) -> None:
+    async def put(self, key: str, entry: StoredEntry, ttl: int, lease: str | None = None) -> None:
         return None
 
     async def delete(self, key: str) -> bool:

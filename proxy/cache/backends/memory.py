@@ -67,7 +67,9 @@ class MemoryBackend(NoEventRelay):
             self._entries.move_to_end(key)
         return entry
 
-    async def put(self, key: str, entry: StoredEntry, ttl: int) -> None:
+    async def put(self, key: str, entry: StoredEntry, ttl: int, lease: str | None = None) -> None:
+        if lease is not None and self._lease_holder(key) == lease:
+            del self._leases[key]
         self._remove(key)
         size = entry_size(key, entry)
         if size <= self.max_bytes:  # an entry larger than the whole cache is not kept

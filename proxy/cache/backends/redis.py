@@ -55,6 +55,17 @@ if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0
 """
+# An entry stored (with its expiry in the index, expired index entries pruned) and, when the
+# storer passes its lease token, that lease released: one round trip at the end of a generation.
+# KEYS: entry, index, lease; ARGV: entry bytes, ttl s, expires ms, now ms, token ('' none), channel
+_PUT = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+if ARGV[5] ~= '' and redis.call('GET', KEYS[3]) == ARGV[5] then redis.call('DEL', KEYS[3]) end
+redis.call('PUBLISH', ARGV[6], KEYS[1])
+return 1
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
@@ -92,6 +103,7 @@ class RedisBackend:
         self._acquire = self._client.register_script(_ACQUIRE)
         self._renew = self._client.register_script(_RENEW)
         self._release = self._client.register_script(_RELEASE)
+        self._put = self._client.register_script(_PUT)
         self._waiters = Waiters()
         self._listener: asyncio.Task | None = None
         self._listener_settled: asyncio.Event | None = None  # subscribed, or gave up trying
@@ -119,15 +131,11 @@ class RedisBackend:
             log.warning("a cache entry was unreadable (%s); treated as a miss", e)
             return None
 
-    async def put(self, key: str, entry: StoredEntry, ttl: int) -> None:
+    async def put(self, key: str, entry: StoredEntry, ttl: int, lease: str | None = None) -> None:
         raw = encode_entry(entry.completion, entry.stored_at, self.compress_min_bytes)
         now_ms = int(time.time() * 1000)
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.set(key, raw, ex=ttl)
-            pipe.zadd(self._index, {key: now_ms + ttl * 1000})
-            pipe.zremrangebyscore(self._index, "-inf", now_ms)
-            pipe.publish(self._channel, key)
-            await pipe.execute()
+        await self._put(keys=[key, self._index, key + LEASE_SUFFIX],
+                        args=[raw, ttl, now_ms + ttl * 1000, now_ms, lease or "", self._channel])
 
     def _is_entry_key(self, key: str) -> bool:
         """Under our prefix and not our bookkeeping: the only keys delete and flush remove."""
