@@ -359,7 +359,7 @@ def miss_table(args, stack: ExitStack, checkouts: list[tuple[Path, str]], redis_
         added[sc.name] = (j - bst, st - bst, f - bf)
         print(f"{sc.name:40s} {j:9.2f} {j - bst:+6.2f} {st:11.2f} {st - bst:+6.2f} {pct(sc.totals[True], 99):7.2f} "
               f"{f:9.2f} {f - bf:+6.2f} {rate:9.1f} {rate / direct_rate:8.2f}x")
-    print(f"\nthe proxy's own cost: added ms above the floor row's (JSON, stream, first byte)")
+    print("\nthe proxy's own cost: added ms above the floor row's (JSON, stream, first byte)")
     for name, cost in added.items():
         if name != FLOOR:
             print(f"{name:40s} " + " ".join(f"{c - fl:+6.2f}" for c, fl in zip(cost, added[FLOOR])))
