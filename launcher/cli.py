@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="restart the server when a generation producing tokens (or the server "
                              "process) makes no progress this many seconds; a prefill gets "
                              "--first-token-timeout; 0 = off (default: %(default)s)")
-    add_proxy_arguments(parser, exclude=frozenset({"upstream"}))
+    add_proxy_arguments(parser)
     return parser
 
 
@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.server_port == 0:
             args.server_port = free_port()
-        upstream = f"http://{defaults.CHILD_HOST}:{args.server_port}"
+        # the child first (the pool's model); `--upstream` adds other Macs' servers to the pool
+        upstream = (f"http://{defaults.CHILD_HOST}:{args.server_port}", *(args.upstream or ()))
+        args.upstream = None
         configure_logging(build_settings(args, upstream=upstream))  # before a first tiny-random build
         model = resolve_model(args.model)
         settings = build_settings(args, upstream=upstream, **model_overrides(model, extra))

@@ -98,8 +98,19 @@ def _validate(s: Settings) -> None:
         raise ConfigError("max_queue must be >= 0")
     if s.max_concurrency < 0:
         raise ConfigError("max_concurrency must be >= 0 (0: what the upstream takes)")
-    if not s.upstream.startswith(("http://", "https://")):
-        raise ConfigError(f"upstream must be an http(s) URL, got {s.upstream!r}")
+    if not s.upstream:
+        raise ConfigError("upstream must name at least one server")
+    for url in s.upstream:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"upstream must be an http(s) URL, got {url!r}")
+    if len({url.rstrip('/') for url in s.upstream}) != len(s.upstream):
+        raise ConfigError("upstream lists a server twice")
+    if s.routing not in ("affinity", "round_robin"):
+        raise ConfigError(f"routing must be affinity or round_robin, got {s.routing!r}")
+    if s.pool_health_interval <= 0:
+        raise ConfigError("pool_health_interval must be positive")
+    if s.warmup_prompts < 0 or s.affinity_max_queued < 0:
+        raise ConfigError("warmup_prompts and affinity_max_queued must be >= 0")
     if s.tool_prompt not in ("auto", "off"):
         raise ConfigError(f"tool_prompt must be auto or off, got {s.tool_prompt!r}")
     if s.log_format not in ("text", "json"):

@@ -32,8 +32,11 @@ BILLING_HEADER_RULE = r"(?m)^x-anthropic-billing-header:[^\n]*\n?"
 @dataclass(frozen=True)
 class Settings:
     # --- where ----------------------------------------------------------------------------
-    # The OpenAI-compatible server behind the proxy (mlx-launch sets it to its child).
-    upstream: str = DEFAULT_UPSTREAM
+    # The OpenAI-compatible server(s) behind the proxy (mlx-launch puts its child first).
+    # Several (repeat the flag) are one pool behind one endpoint: each conversation goes back
+    # to the server whose KV cache holds its prefix (proxy/pool/routing.py). The first is the
+    # pool's model: a server listing other models gets nothing.
+    upstream: tuple[str, ...] = (DEFAULT_UPSTREAM,)
     host: str = "127.0.0.1"  # loopback by default: the proxy holds prompts and a shared cache
     # anyclaude configurations already point at 8081.
     port: int = DEFAULT_PORT
@@ -80,6 +83,24 @@ class Settings:
     total_timeout: float = 1800.0
     # SSE comment interval while waiting for the first token: below common 30-60 s idle cut-offs.
     keepalive_interval: float = 5.0
+
+    # --- a pool of upstreams ------------------------------------------------------------------
+    # affinity: a conversation goes back to the upstream that served it (its prefix is in that
+    # server's KV cache); round_robin: in turn (for comparison, or servers without a prefix cache).
+    routing: str = "affinity"
+    # An upstream with more requests than this waiting for it is passed over for the least
+    # loaded one: a prefix-cache hit saves one prefill, a queue of several costs their whole
+    # generations.
+    affinity_max_queued: int = 2
+    # Seconds between checks of each pool member (GET /v1/models); a dead member is taken out
+    # at its first failed request or check, and put back at its first good check.
+    pool_health_interval: float = 2.0
+    # When an upstream comes back from a restart (a crash, the watchdog, another Mac's reboot),
+    # this many of the conversations it served last are prefilled again (1-token background
+    # requests), so their next turns find their prefixes in its KV cache; 0: none.
+    warmup_prompts: int = 4
+    # Bound on the prompts kept per upstream for that (the newest turn of each conversation).
+    warmup_max_bytes: int = 32 * MiB
 
     # --- normalization ----------------------------------------------------------------------
     # The model string sent upstream. For mlx_lm.server `default_model` keeps the loaded model.
@@ -148,3 +169,12 @@ class Settings:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     # Listen beyond loopback without keys, on purpose.
     insecure_no_auth: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.upstream, str):  # one URL (the launcher's child, a test's upstream)
+            object.__setattr__(self, "upstream", (self.upstream,))
+
+    @property
+    def primary_upstream(self) -> str:
+        """The first upstream: the pool's model, and where requests go that are not generations."""
+        return self.upstream[0]

@@ -268,6 +268,23 @@ class ResponseCache:
         except BackendUnavailable:
             return False
 
+    async def recall_route(self, digest: str) -> str | None:
+        """The pool upstream another proxy (or this one) sent conversation `digest` to; None
+        when unknown, not shared, or the backend failed."""
+        if not self.backend.relays_events:
+            return None
+        try:
+            return await self._call(self.backend.get_route, digest)
+        except BackendUnavailable:
+            return None
+
+    async def remember_route(self, digest: str, upstream: str, ttl: int) -> None:
+        if self.backend.relays_events:
+            try:
+                await self._call(self.backend.set_route, digest, upstream, ttl)
+            except BackendUnavailable:
+                pass  # each proxy still remembers its own routes
+
     def watch(self, key: str):
         """Wake-ups about `key`: its entry, lease or events changed, or a follower arrived."""
         return self.backend.watch(key)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
 
 from ..completion import Completion, Event
 from ..errors import ProxyError
 from ..upstream.client import Comment
 from .admission import INTERACTIVE
+
+if TYPE_CHECKING:
+    from ..pool.member import Member
 
 Item = Event | Comment
 
@@ -29,6 +33,7 @@ class Flight:
         self.error: ProxyError | None = None
         self.followers = 0
         self.admitted = False  # holds an upstream slot (not just queued)
+        self.member: Member | None = None  # the pool member it runs on, once admitted
         self.task: asyncio.Task | None = None
         self.last_activity = time.monotonic()  # last item from the upstream (the watchdog reads it)
         # No token yet and the upstream has not said its prefill is over: the watchdog gives a

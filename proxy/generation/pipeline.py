@@ -17,6 +17,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import orjson
+
 from ..cache.policy import CacheControl
 from ..cache.relay import Publisher, RelayGap, RelayReader
 from ..cache.store import CacheHit, ResponseCache
@@ -26,16 +28,15 @@ from ..errors import ProxyError
 from ..normalize import ChatRequest
 from ..server.logs import note_usage
 from ..tokens import estimate_tokens
-from ..upstream.client import Comment, UpstreamClient
-from ..upstream.status import UpstreamStatus
-from .admission import BACKGROUND, Admission, Classifier
+from ..pool.pool import Route, UpstreamPool
+from ..upstream.client import CHAT_PATH, Comment
+from .admission import BACKGROUND, Classifier
 from .assemble import StreamAssembler
 from .flight import Flight, Item
 from .observer import GenerationObserver
 
 log = logging.getLogger("mlx_proxy.pipeline")
 
-CHAT_PATH = "/v1/chat/completions"
 # mlx_lm.server's prefill progress comment, `: keepalive PROCESSED/TOTAL`, sent once per
 # --prefill-step-size chunk; PROCESSED == TOTAL comes with the first token's computation.
 _PREFILL_PROGRESS = re.compile(r"keepalive (\d+)/(\d+)")
@@ -103,15 +104,12 @@ class Ticket:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, upstream: UpstreamClient, cache: ResponseCache,
-                 admission: Admission, classifier: Classifier, status: UpstreamStatus,
+    def __init__(self, settings: Settings, pool: UpstreamPool, cache: ResponseCache, classifier: Classifier,
                  observer: GenerationObserver | None = None) -> None:
         self.settings = settings
-        self.upstream = upstream
+        self.pool = pool
         self.cache = cache
-        self.admission = admission
         self.classifier = classifier
-        self.status = status
         self.flights: dict[str, Flight] = {}
         self.orphans = 0  # generations still running for the cache after their clients left
         self._last_generation_end = time.monotonic()
@@ -147,10 +145,11 @@ class Pipeline:
         return Ticket(status, flight=flight, _pipeline=self)
 
     def _check_serving(self) -> None:
-        if not self.status.serving:
-            detail = f" ({self.status.detail})" if self.status.detail else ""
-            raise ProxyError("upstream_restarting", f"the model server is {self.status.state}{detail}; retry shortly",
-                             retry_after=self.status.retry_after)
+        if not self.pool.serving:
+            status = self.pool.primary.status
+            detail = f" ({status.detail})" if status.detail else ""
+            raise ProxyError("upstream_restarting", f"the model server is {status.state}{detail}; retry shortly",
+                             retry_after=status.retry_after)
 
     # --- followers -----------------------------------------------------------------------------
     def _leave(self, flight: Flight) -> None:
@@ -268,20 +267,44 @@ class Pipeline:
             publisher.cancel()
 
     async def _generate(self, flight: Flight, req: ChatRequest) -> Completion:
-        async with self.admission.slot(flight.priority) as waited:
-            self.observer.queue_waited(waited)
-            if not self.status.serving and not await self.status.wait_serving(self.settings.first_token_timeout):
+        """On the pool member the request is routed to; on another one if that member cannot
+        be reached before anything came from it (nothing was passed on: a clean retry)."""
+        failed: frozenset = frozenset()
+        while True:
+            route = await self.pool.route(req.upstream_body, flight.priority, failed)
+            if route is None:
                 self._check_serving()
-            flight.admitted = True  # generating from here on (a restart aborts it; a leaver may orphan it)
-            flight.last_activity = time.monotonic()
-            return await self._run_upstream(flight, req)
+                raise ProxyError("upstream_unreachable", "no upstream of the pool could be reached")
+            member = route.member
+            async with member.admission.slot(flight.priority) as waited:
+                self.observer.queue_waited(waited)
+                status = member.status
+                if not status.serving and not await status.wait_serving(self.settings.first_token_timeout):
+                    if self.pool.pooled and self.pool.serving:
+                        failed |= {member}  # it went away while we waited: another one
+                        continue
+                    self._check_serving()
+                flight.admitted = True  # generating from here on (a restart aborts it; a leaver may orphan it)
+                flight.member = member
+                flight.last_activity = time.monotonic()
+                try:
+                    return await self._run_upstream(flight, req, route)
+                except ProxyError as e:
+                    if e.code != "upstream_unreachable" or flight.items:
+                        raise
+                    self.pool.unreachable(member)
+                    if not self.pool.pooled:
+                        raise
+                    failed |= {member}
+                    flight.admitted, flight.member = False, None
 
-    async def _run_upstream(self, flight: Flight, req: ChatRequest) -> Completion:
+    async def _run_upstream(self, flight: Flight, req: ChatRequest, route: Route) -> Completion:
         assembler = StreamAssembler(req.tools, estimate_prompt=lambda: estimate_tokens(req.upstream_body),
                                     in_reasoning=req.opens_reasoning)
         builder = CompletionBuilder(model=self.settings.served_model, created=int(time.time()))
         start, first = time.monotonic(), True
-        async for batch in self.upstream.stream_json_batches(CHAT_PATH, req.upstream_body):
+        payload = orjson.dumps(req.upstream_body)
+        async for batch in route.member.client.stream_json_batches(CHAT_PATH, req.upstream_body, payload):
             chunks: list[dict] = []
             for item in batch:  # comments pass in their place; chunks between them go together
                 if isinstance(item, Comment):
@@ -302,6 +325,7 @@ class Pipeline:
         flight.push_many(events)
         completion = builder.build()
         self.observer.generated(completion, time.monotonic() - start)
+        self.pool.served(route, payload, completion.usage.cached_tokens if completion.usage else None)
         return completion
 
     @staticmethod
@@ -330,24 +354,29 @@ class Pipeline:
         """For each generation holding an upstream slot: seconds since it last heard from the
         upstream (a token or a prefill keep-alive), and whether it is still prefilling."""
         now = time.monotonic()
-        return [Silence(now - f.last_activity, f.prefilling) for f in self.flights.values()
-                if f.admitted and not f.done]
+        return [Silence(now - f.last_activity, f.prefilling) for f in self._on_primary()]
 
     def idle_for(self) -> float:
         """Seconds since a generation last ran (0 while one runs)."""
-        if any(f.admitted and not f.done for f in self.flights.values()):
+        if self._on_primary():
             return 0.0
         return time.monotonic() - self._last_generation_end
 
     def abort_generations(self, error: ProxyError) -> int:
         """Fail every generation holding an upstream slot with `error` (the server is being
         restarted); queued ones stay queued and run once it serves again."""
-        aborted = [f for f in self.flights.values() if f.admitted and not f.done]
+        aborted = self._on_primary()
         for flight in aborted:
             flight.fail(error)
             if flight.task is not None:
                 flight.task.cancel()
         return len(aborted)
+
+    def _on_primary(self) -> list[Flight]:
+        """Generations running on the first upstream (the launcher's child: the one its
+        watchdog watches and restarts)."""
+        primary = self.pool.primary
+        return [f for f in self.flights.values() if f.admitted and not f.done and f.member is primary]
 
     def to_json(self) -> dict:
         return {"in_flight": len(self.flights), "orphans": self.orphans, "cancelled": self.cancelled}

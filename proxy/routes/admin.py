@@ -33,10 +33,12 @@ async def probe_upstream(state: AppState) -> bool:
 
 async def health(request: web.Request) -> web.Response:
     state: AppState = request.app[STATE_KEY]
-    upstream = {"url": state.settings.upstream, **state.status.to_json(),
+    upstream = {"url": state.settings.primary_upstream, **state.status.to_json(),
                 "profile": state.profile.to_json() if state.profile else None}
     if state.status.managed:
         loaded = state.status.serving
+    elif state.pool.pooled:  # its health checks know: loaded while any member serves
+        loaded = state.pool.serving
     else:
         loaded = upstream["reachable"] = await probe_upstream(state)
     cache = await state.cache.stats()
@@ -49,7 +51,8 @@ async def health(request: web.Request) -> web.Response:
         "version": __version__,
         "upstream": upstream,
         "cache": cache,
-        "queue": state.admission.to_json(),
+        "upstreams": state.pool.to_json(),  # each member of the pool: state, load, routing, warm-ups
+        "queue": state.pool.admission_json(),
         "generations": state.pipeline.to_json(),
         "rules": state.normalize_config.volatile_rules.to_json(),
         "template": {**(state.template.to_json() if state.template else {"known": False}),

@@ -38,16 +38,16 @@ async def forward(request: web.Request, path: str, body: bytes | None, counts_to
     `counts_tokens`: the answer is a generation (legacy completions), so only an event that
     carries generated text is progress; elsewhere any byte is."""
     state: AppState = request.app[STATE_KEY]
-    clock = state.upstream.clock()
-    upstream = await state.upstream.open(clock, request.method, path, body,
-                                         forwarded_request_headers(request.headers))
+    client = state.pool.passthrough_member().client
+    clock = client.clock()
+    upstream = await client.open(clock, request.method, path, body, forwarded_request_headers(request.headers))
     try:
         headers = end_to_end(upstream.headers)
         resp = web.StreamResponse(status=upstream.status, headers=headers)
         await resp.prepare(request)
         progress = _token_progress() if counts_tokens and upstream.content_type == "text/event-stream" else None
         try:
-            while chunk := await state.upstream.read_within(clock, upstream):
+            while chunk := await client.read_within(clock, upstream):
                 if progress is None or progress(chunk):
                     clock.token(time.monotonic())
                 await resp.write(chunk)

@@ -35,7 +35,10 @@ async def _cache_reachable(state: AppState) -> bool | None:
 
 async def ready(request: web.Request) -> web.Response:
     state: AppState = request.app[STATE_KEY]
-    upstream = state.status.serving and (state.status.managed or await probe_upstream(state))
+    if state.pool.pooled:  # its health checks know: ready while any member serves
+        upstream = state.pool.serving
+    else:
+        upstream = state.status.serving and (state.status.managed or await probe_upstream(state))
     cache = await _cache_reachable(state)
     ok = upstream and cache is not False
     body = {"status": "ready" if ok else "not_ready", "upstream": upstream, "upstream_state": state.status.state,

@@ -13,11 +13,12 @@ from ..cache.memo import BodyMemo
 from ..cache.store import BackendObserver, ResponseCache
 from ..config import UPSTREAM_DEFAULT_MODEL, Settings
 from ..errors import ProxyError
-from ..generation.admission import Admission, Classifier
+from ..generation.admission import Classifier
 from ..generation.observer import GenerationObserver
 from ..generation.pipeline import Pipeline
 from ..generation.request_path import RequestPath
 from ..normalize import NormalizeConfig
+from ..pool.pool import UpstreamPool
 from ..tokens import TokenCounter
 from ..upstream.client import UpstreamClient
 from ..upstream.profile import MLX_LAUNCHED, UpstreamProfile, discover
@@ -32,10 +33,9 @@ REDISCOVER_INTERVAL = 5.0
 @dataclass
 class AppState:
     settings: Settings
-    status: UpstreamStatus
-    upstream: UpstreamClient
+    status: UpstreamStatus  # the first upstream's (the launcher moves it for its child)
+    pool: UpstreamPool
     cache: ResponseCache
-    admission: Admission
     pipeline: Pipeline
     normalize_config: NormalizeConfig
     tokens: TokenCounter
@@ -53,13 +53,17 @@ class AppState:
               backend_calls: BackendObserver | None = None) -> AppState:
         """`generations`, `backend_calls`: who observes the pipeline and the cache backend (the
         metrics), given to them as they are built."""
-        upstream = UpstreamClient(settings)
         cache = ResponseCache.from_settings(settings, backend_calls)
-        admission = Admission(settings.max_concurrency or 1, settings.max_queue)
+        pool = UpstreamPool(settings, status, cache, generations)
         classifier = Classifier.build(settings.background_patterns, settings.background_max_tokens)
-        pipeline = Pipeline(settings, upstream, cache, admission, classifier, status, generations)
-        return cls(settings, status, upstream, cache, admission, pipeline,
+        pipeline = Pipeline(settings, pool, cache, classifier, generations)
+        return cls(settings, status, pool, cache, pipeline,
                    NormalizeConfig.from_settings(settings), TokenCounter(settings.tokenizer_path))
+
+    @property
+    def upstream(self) -> UpstreamClient:
+        """The first upstream's client (discovery, the readiness probe)."""
+        return self.pool.primary.client
 
     @property
     def model_named(self) -> bool:
@@ -87,15 +91,15 @@ class AppState:
                              retry_after=int(REDISCOVER_INTERVAL))
 
     def _adopt(self, profile: UpstreamProfile) -> None:
-        self.profile = profile
+        self.profile = self.pool.primary.profile = profile
         if self.settings.max_concurrency == 0:
-            self.admission.set_capacity(profile.concurrency)
+            self.pool.primary.admission.set_capacity(profile.concurrency)
         changes: dict = {"top_logprobs_max": profile.top_logprobs_max}
         if not self.model_named:
             changes["model_identity"] = model_identity(profile.identity, self.settings.model_fingerprint)
         self.normalize_config = replace(self.normalize_config, **changes)
         log.info("upstream: %s serving %s; up to %d generation(s) at once", profile.kind,
-                 ", ".join(profile.models) or "(unnamed)", self.admission.max_concurrency)
+                 ", ".join(profile.models) or "(unnamed)", self.pool.primary.admission.max_concurrency)
 
     async def ensure_ready(self) -> None:
         """What a generation needs to know before its key can be computed: the upstream's
@@ -119,6 +123,7 @@ class AppState:
     async def start(self) -> None:
         self.tokens.preload()
         await self.cache.start()
+        self.pool.start()
         try:
             await self.ensure_profile()
         except ProxyError:
@@ -126,8 +131,8 @@ class AppState:
 
     async def close(self) -> None:
         await self.pipeline.close()
+        await self.pool.close()
         await self.cache.close()
-        await self.upstream.close()
 
 
 STATE_KEY = web.AppKey("state", AppState)

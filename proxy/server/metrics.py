@@ -83,6 +83,12 @@ class Metrics(GenerationObserver, BackendObserver):
                                 ["code"], registry=r)
         self.queue_wait = Histogram("mlx_proxy_queue_wait_seconds", "Wait for an upstream slot",
                                     buckets=QUEUE_WAIT_BUCKETS, registry=r)
+        # The pool's upstreams are few and named in the configuration: fine as labels.
+        self.routed_total = Counter("mlx_proxy_routed", "Generations sent to each pool upstream, by why "
+                                    "(affinity, new, fallback, only_healthy, background, round_robin)",
+                                    ["upstream", "reason"], registry=r)
+        self.prefix_reused_total = Counter("mlx_proxy_prefix_tokens_reused", "Prompt tokens an upstream's KV "
+                                     "cache already held (its cached_tokens)", ["upstream"], registry=r)
         # (route, method, status, cache status) -> labelled children; the label sets are few
         self._request_children: dict[tuple, tuple] = {}
         self._backend_children: dict[tuple[str, str], object] = {}
@@ -124,6 +130,12 @@ class Metrics(GenerationObserver, BackendObserver):
     def failed(self, code: str) -> None:
         self.failures.labels(code).inc()
 
+    def routed(self, upstream: str, reason: str) -> None:
+        self.routed_total.labels(upstream, reason).inc()
+
+    def prefix_reused(self, upstream: str, tokens: int) -> None:
+        self.prefix_reused_total.labels(upstream).inc(tokens)
+
     def store_outcome(self, outcome: str) -> None:
         self.store_outcomes.labels(outcome).inc()
 
@@ -151,14 +163,15 @@ class _StateCollector:
         s = self.state
         depth = GaugeMetricFamily("mlx_proxy_queue_depth", "Requests waiting for an upstream slot",
                                   labels=["class"])
-        queued = s.admission.to_json()["queued_by_class"]
+        queue = s.pool.admission_json()
+        queued = queue["queued_by_class"]
         for name in CLASS_NAMES.values():
             depth.add_metric([name], queued[name])
         yield depth
         yield GaugeMetricFamily("mlx_proxy_upstream_slots_in_use", "Generations holding an upstream slot",
-                                value=s.admission.running)
+                                value=queue["running"])
         yield CounterMetricFamily("mlx_proxy_queue_rejected", "Requests refused with 503 (queue full)",
-                                  value=s.admission.rejected)
+                                  value=queue["rejected"])
         yield GaugeMetricFamily("mlx_proxy_generations_in_flight", "Generations running (shared by "
                                 "coalesced requests)", value=len(s.pipeline.flights))
         yield GaugeMetricFamily("mlx_proxy_upstream_serving", "1 when the upstream accepts requests",

@@ -27,6 +27,8 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
 # server and uvicorn (llama-cpp-python, vLLM) close them, so a request never goes out on a
 # connection the upstream has just closed (open() still retries once if it does).
 UPSTREAM_KEEPALIVE = 4.0
+# Where chat generations go on every upstream.
+CHAT_PATH = "/v1/chat/completions"
 # Longest upstream error body we read back (enough for any message, bounded against garbage).
 MAX_ERROR_BODY = 64 * 1024
 
@@ -38,9 +40,10 @@ class Comment:
 
 
 class UpstreamClient:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, base: str | None = None) -> None:
+        """`base`: the server's URL (default: the first upstream)."""
         self.settings = settings
-        self.base = settings.upstream.rstrip("/")
+        self.base = (base or settings.primary_upstream).rstrip("/")
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -74,7 +77,8 @@ class UpstreamClient:
         except aiohttp.ClientError as e:
             raise ProxyError("upstream_unreachable", f"upstream unreachable: {type(e).__name__}") from None
 
-    async def stream_json_batches(self, path: str, body: dict) -> AsyncIterator[list[dict | Comment]]:
+    async def stream_json_batches(self, path: str, body: dict, payload: bytes | None = None
+                                  ) -> AsyncIterator[list[dict | Comment]]:
         """POST a streaming request; yield, for each read, its `data:` JSON objects and comments
         in order, until [DONE]. (Per read, not per event: a generating server sends many events
         per read, and everything after this works on them together.)
@@ -85,7 +89,8 @@ class UpstreamClient:
         when the stream ends without [DONE].
         """
         clock = self.clock()
-        payload = orjson.dumps(body)  # bytes -> aiohttp sends Content-Length, never chunked
+        if payload is None:  # (`payload`: `body` already encoded by the caller)
+            payload = orjson.dumps(body)  # bytes -> aiohttp sends Content-Length, never chunked
         resp = await self.open(clock, "POST", path, payload,
                                 {"Content-Type": "application/json", "Accept": "text/event-stream"})
         try:

@@ -64,6 +64,10 @@ class CacheBackend(Protocol):
     async def append_events(self, key: str, payload: bytes, ttl: float) -> None: ...
     async def read_events(self, key: str, after: str) -> tuple[list[bytes], str]: ...  # new since `after`
     async def followed(self, key: str) -> bool: ...  # a follower elsewhere marked it (see peek)
+    # Which pool upstream a conversation (its prefix digest) went to, for every proxy of the
+    # team (in-process backends share nothing: None / no-op; the pool remembers locally too).
+    async def get_route(self, digest: str) -> str | None: ...
+    async def set_route(self, digest: str, upstream: str, ttl: int) -> None: ...
 
 
 class NoEventRelay:
@@ -78,6 +82,12 @@ class NoEventRelay:
 
     async def followed(self, key: str) -> bool:
         return False
+
+    async def get_route(self, digest: str) -> str | None:
+        return None
+
+    async def set_route(self, digest: str, upstream: str, ttl: int) -> None:
+        return None
 
 
 class Waiters:

@@ -99,6 +99,7 @@ class RedisBackend:
         self._index = prefix + "index"
         self._stats = prefix + "stats"
         self._channel = prefix + "notify"
+        self._routes = prefix + "route:"  # + a conversation's prefix digest -> its upstream
         self._own = {self._index, self._stats, self._channel}
         self._acquire = self._client.register_script(_ACQUIRE)
         self._renew = self._client.register_script(_RENEW)
@@ -140,7 +141,7 @@ class RedisBackend:
     def _is_entry_key(self, key: str) -> bool:
         """Under our prefix and not our bookkeeping: the only keys delete and flush remove."""
         return (key.startswith(self.prefix) and key not in self._own
-                and not key.endswith(BESIDE_SUFFIXES))
+                and not key.endswith(BESIDE_SUFFIXES) and not key.startswith(self._routes))
 
     async def delete(self, key: str) -> bool:
         """Remove one entry; a key that is not one of our entries (DELETE /cache/{key} takes it
@@ -206,6 +207,15 @@ class RedisBackend:
 
     async def followed(self, key: str) -> bool:
         return bool(await self._client.exists(key + FOLLOWED_SUFFIX))
+
+    # --- pool routes ----------------------------------------------------------------------------
+
+    async def get_route(self, digest: str) -> str | None:
+        raw = await self._client.get(self._routes + digest)
+        return None if raw is None else raw.decode(errors="replace")
+
+    async def set_route(self, digest: str, upstream: str, ttl: int) -> None:
+        await self._client.set(self._routes + digest, upstream.encode(), ex=ttl)
 
     @asynccontextmanager
     async def watch(self, key: str) -> AsyncIterator[asyncio.Event]:

@@ -1,0 +1,1 @@
+"""Several model servers behind one endpoint: members, routing by prompt prefix, warm-up."""
