@@ -82,7 +82,7 @@ def test_proxy_service_environment_is_a_valid_configuration(compose):
     add_proxy_arguments(parser)
     settings = build_settings(parser.parse_args([]), environ=env)
     assert settings.host == "0.0.0.0" and settings.api_keys == (ENV["MLX_PROXY_API_KEYS"],)
-    assert settings.upstream == "http://host.docker.internal:8080"
+    assert settings.upstream == ("http://host.docker.internal:8080",)
     assert settings.cache == f"redis://:{ENV['REDIS_PASSWORD']}@redis:6379/0"
     # without keys the container's proxy refuses to start (it listens on all interfaces)
     with pytest.raises(ValueError, match="refusing to listen"):

@@ -271,7 +271,7 @@ class Pipeline:
         be reached before anything came from it (nothing was passed on: a clean retry)."""
         failed: frozenset = frozenset()
         while True:
-            route = await self.pool.route(req.upstream_body, flight.priority, failed)
+            route = await self.pool.route(req.upstream_body, flight.priority == BACKGROUND or req.subagent, failed)
             if route is None:
                 self._check_serving()
                 raise ProxyError("upstream_unreachable", "no upstream of the pool could be reached")

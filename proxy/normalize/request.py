@@ -7,6 +7,7 @@ They share nested objects (messages, tools); treat both as read-only.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -90,11 +91,13 @@ class ChatRequest:
     rules_fired: tuple[str, ...]  # volatile rule patterns that matched; count with VolatileRules.count
     tool_prompt: bool = False  # the tools were written into the prompt (X-Tool-Prompt: injected)
     opens_reasoning: bool = False  # the answer starts inside a reasoning block
+    subagent: bool = False  # a Claude Code subagent's request (the pool may steer it: proxy/pool)
 
 
 def normalize_chat(body: dict, cfg: NormalizeConfig) -> ChatRequest:
     """A /v1/chat/completions body (or a translator's chat-shaped dict) → ChatRequest; 400 on bad input."""
     canonical, client_stream, include_usage, max_tokens = _canonical_common(body, cfg)
+    subagent = claude_code_subagent(body.get("messages"))  # before the rules remove the billing line
     rewrite = cfg.volatile_rules.apply if cfg.volatile_rules else None
     messages, fired = canonical_messages(body.get("messages"), rewrite)
     canonical["messages"] = messages
@@ -106,7 +109,24 @@ def normalize_chat(body: dict, cfg: NormalizeConfig) -> ChatRequest:
     # "auto" is the default whenever tools are declared: omitting it is the same request.
     if canonical.get("tool_choice") == "auto":
         del canonical["tool_choice"]
-    return _request(canonical, cfg, client_stream, include_usage, tools, max_tokens, fired)
+    return _request(canonical, cfg, client_stream, include_usage, tools, max_tokens, fired, subagent)
+
+
+# Claude Code (2.1.x) marks a subagent's requests in its billing line: `... cc_is_subagent=true;`.
+_SUBAGENT_MARK = re.compile(r"(?m)^x-anthropic-billing-header:[^\n]*\bcc_is_subagent=true\b")
+# The billing line opens the system text; no need to read a 50 KB prompt further.
+_BILLING_LINE_CHARS = 1024
+
+
+def claude_code_subagent(messages: object) -> bool:
+    """Whether the first system message's billing line says the request is a subagent's."""
+    first = messages[0] if isinstance(messages, list) and messages else None
+    if not isinstance(first, dict) or first.get("role") not in ("system", "developer"):
+        return False
+    content = first.get("content")
+    if isinstance(content, list):  # text parts: the line is in the first
+        content = next((p.get("text") for p in content if isinstance(p, dict)), None)
+    return isinstance(content, str) and _SUBAGENT_MARK.search(content, 0, _BILLING_LINE_CHARS) is not None
 
 
 def _canonical_common(body: object, cfg: NormalizeConfig) -> tuple[dict, bool, bool, int]:
@@ -148,7 +168,7 @@ def _include_usage(options: object) -> bool:
 
 
 def _request(canonical: dict, cfg: NormalizeConfig, client_stream: bool, include_usage: bool,
-             tools: list | None, max_tokens: int, fired: tuple[str, ...]) -> ChatRequest:
+             tools: list | None, max_tokens: int, fired: tuple[str, ...], subagent: bool = False) -> ChatRequest:
     forwarded = {k: v for k, v in canonical.items() if k not in _NOT_FORWARDED}
     tool_prompt = cfg.tool_prompt and bool(tools) and "messages" in forwarded
     if tool_prompt:  # the template would drop them: they go into the prompt instead
@@ -159,4 +179,4 @@ def _request(canonical: dict, cfg: NormalizeConfig, client_stream: bool, include
                      "stream_options": dict(UPSTREAM_STREAM_OPTIONS)}
     return ChatRequest(upstream_body=upstream_body, key_material=canonical, client_stream=client_stream,
                        include_usage=include_usage, tools=tools, max_tokens=max_tokens, rules_fired=fired,
-                       tool_prompt=tool_prompt, opens_reasoning=cfg.opens_reasoning)
+                       tool_prompt=tool_prompt, opens_reasoning=cfg.opens_reasoning, subagent=subagent)

@@ -84,21 +84,22 @@ class UpstreamPool:
 
     # --- routing -----------------------------------------------------------------------------
 
-    async def route(self, body: dict, priority: int, exclude: frozenset[Member] = frozenset()) -> Route | None:
+    async def route(self, body: dict, steerable: bool, exclude: frozenset[Member] = frozenset()) -> Route | None:
         """The member for a generation of canonical chat `body`; None when no member that has
-        not failed it (`exclude`) serves now."""
+        not failed it (`exclude`) serves now. `steerable`: a background or subagent request,
+        sent elsewhere when its conversation's member is busy (proxy/pool/routing.py)."""
         if not self.pooled:
             return None if self.primary in exclude else Route(self.primary, "only_healthy", self._digest(body))
         digest = prefix_digest(body)
         remembered = await self._recall(digest)
         pool_models = self.primary.models
         choice = choose([m.candidate(pool_models) for m in self.members if m not in exclude], digest, remembered,
-                        policy=self.settings.routing, background=priority == BACKGROUND,
+                        policy=self.settings.routing, steerable=steerable,
                         max_queued=self.settings.affinity_max_queued, turn=next(self._turns))
         if choice is None:
             return None
         member = self._by_url[choice.url]
-        if choice.reason not in ("background", "affinity"):
+        if choice.reason not in ("steered", "affinity"):
             await self._remember(digest, member.url)
         member.routed[choice.reason] += 1
         self.observer.routed(member.url, choice.reason)
@@ -121,7 +122,7 @@ class UpstreamPool:
     def served(self, route: Route, payload: bytes, cached_tokens: int | None) -> None:
         """A generation went through `route`: note its prompt for warm-ups, and count the
         prompt tokens the member's KV cache already held."""
-        if route.digest is not None and self.remembers_prompts and route.reason != "background":
+        if route.digest is not None and self.remembers_prompts and route.reason != "steered":
             route.member.warm.note(route.digest, payload)
         if cached_tokens:
             route.member.prefix_tokens_reused += cached_tokens

@@ -12,10 +12,11 @@ The rule, for one request:
   * only upstreams that serve and serve the pool's model are candidates;
   * one candidate: it (`only_healthy`);
   * `round_robin` routing (a setting, for comparison): in turn;
-  * a background request (a warm-up, a title) goes to the least-loaded: it is short and its
-    prefix is worth nothing to keep (`background`);
   * the remembered upstream, unless it is saturated (more than `max_queued` waiting):
-    `affinity`;
+    `affinity`; for a steerable request (a background one, Claude Code's warm-up or a title:
+    short, its prefix worth little; or a Claude Code subagent's, which says so in its billing
+    line) unless it is busy at all (every slot taken), when it goes to the least-loaded
+    instead (`steered`), out of the way of the main conversation's turns;
   * else the least-loaded, ties broken by the digest (rendezvous hashing: two proxies that
     know nothing of a conversation still pick the same upstream): `fallback` when the
     remembered one was passed over, `new` when nothing was remembered.
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import orjson
 
-REASONS = ("affinity", "new", "fallback", "only_healthy", "background", "round_robin")
+REASONS = ("affinity", "new", "fallback", "only_healthy", "steered", "round_robin")
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def _rendezvous(digest: str, url: str) -> bytes:
 
 
 def choose(candidates: list[Candidate], digest: str, remembered: str | None, *, policy: str = "affinity",
-           background: bool = False, max_queued: int = 2, turn: int = 0) -> Choice | None:
+           steerable: bool = False, max_queued: int = 2, turn: int = 0) -> Choice | None:
     """The upstream for one generation, and why; None when no candidate is usable. `turn`: a
     counter the caller advances, for round-robin."""
     usable = [c for c in candidates if c.usable]
@@ -82,13 +83,14 @@ def choose(candidates: list[Candidate], digest: str, remembered: str | None, *, 
         return Choice(usable[0].url, "only_healthy")
     if policy == "round_robin":
         return Choice(usable[turn % len(usable)].url, "round_robin")
-    if not background and remembered is not None:
-        kept = next((c for c in usable if c.url == remembered), None)
-        if kept is not None and kept.queued <= max_queued:
+    kept = next((c for c in usable if c.url == remembered), None) if remembered is not None else None
+    if kept is not None:
+        busy = kept.running + kept.queued >= kept.capacity if steerable else kept.queued > max_queued
+        if not busy:
             return Choice(kept.url, "affinity")
     least = min(usable, key=lambda c: (c.pressure, _rendezvous(digest, c.url)))
-    if background:
-        return Choice(least.url, "background")
+    if steerable:
+        return Choice(least.url, "steered")
     return Choice(least.url, "new" if remembered is None else "fallback")
 
 

@@ -85,7 +85,7 @@ class Metrics(GenerationObserver, BackendObserver):
                                     buckets=QUEUE_WAIT_BUCKETS, registry=r)
         # The pool's upstreams are few and named in the configuration: fine as labels.
         self.routed_total = Counter("mlx_proxy_routed", "Generations sent to each pool upstream, by why "
-                                    "(affinity, new, fallback, only_healthy, background, round_robin)",
+                                    "(affinity, new, fallback, only_healthy, steered, round_robin)",
                                     ["upstream", "reason"], registry=r)
         self.prefix_reused_total = Counter("mlx_proxy_prefix_tokens_reused", "Prompt tokens an upstream's KV "
                                      "cache already held (its cached_tokens)", ["upstream"], registry=r)
