@@ -1,9 +1,12 @@
 """The launcher's pure decisions: output classification, backoff, arguments, environment."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from launcher.cli import build_parser, split_server_args
+from launcher.cli import main as launcher_main
 from launcher.policy import (LineKind, backoff_delay, child_env, classify_line, retry_after_seconds,
                              server_args, waiting_for)
 
@@ -88,14 +91,18 @@ def test_arguments_after_double_dash_go_to_the_server():
     assert split_server_args(["--model", "m"]) == (["--model", "m"], ())
 
 
-def test_parser_has_launcher_and_proxy_flags_but_not_upstream():
+def test_parser_has_launcher_and_proxy_flags():
     parser = build_parser()
     args = parser.parse_args(["--model", "tiny-random", "--server-port", "9000", "--grace", "5",
                               "--cache", "none", "--max-restarts", "3"])
     assert (args.model, args.server_port, args.shutdown_grace, args.cache, args.max_restarts) == (
         "tiny-random", 9000, "5", "none", 3)
-    with pytest.raises(SystemExit):
-        parser.parse_args(["--model", "m", "--upstream", "http://x"])
+
+
+def test_the_launchers_child_is_the_first_upstream_and_upstream_flags_join_it_in_a_pool(capsys):
+    assert launcher_main(["--model", "tiny-random", "--server-port", "9000", "--upstream", "http://mac-2:8080",
+                          "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["upstream"] == ["http://127.0.0.1:9000", "http://mac-2:8080"]
 
 
 def test_proxy_learns_the_model_and_the_server_sampling_defaults(tmp_path):

@@ -279,11 +279,12 @@ class Pipeline:
             async with member.admission.slot(flight.priority) as waited:
                 self.observer.queue_waited(waited)
                 status = member.status
-                if not status.serving and not await status.wait_serving(self.settings.first_token_timeout):
-                    if self.pool.pooled and self.pool.serving:
-                        failed |= {member}  # it went away while we waited: another one
+                if not status.serving:
+                    if self.pool.pooled:  # it went away while we waited: another member, now
+                        failed |= {member}
                         continue
-                    self._check_serving()
+                    if not await status.wait_serving(self.settings.first_token_timeout):
+                        self._check_serving()  # a single upstream: queued requests wait out its restart
                 flight.admitted = True  # generating from here on (a restart aborts it; a leaver may orphan it)
                 flight.member = member
                 flight.last_activity = time.monotonic()
