@@ -97,9 +97,9 @@ def test_the_warm_log_keeps_the_newest_turn_of_each_conversation_within_its_boun
     log.note("c1", b"aaa")
     log.note("c2", b"bbb")
     log.note("c1", b"aaaa")  # c1's newer turn replaces its older one and is now the newest
-    assert log.newest(5) == [b"aaaa", b"bbb"] and log.nbytes == 7
+    assert log.newest(5) == [("c1", b"aaaa"), ("c2", b"bbb")] and log.nbytes == 7
     log.note("c3", b"cccc")  # 11 bytes: the oldest (c2) goes
-    assert log.newest(5) == [b"cccc", b"aaaa"] and log.newest(1) == [b"cccc"]
+    assert log.newest(5) == [("c3", b"cccc"), ("c1", b"aaaa")] and log.newest(1) == [("c3", b"cccc")]
     log.note("c4", b"x" * 11)  # larger than the whole bound: not kept, nothing else lost
     assert len(log) == 2 and log.newest(0) == []
 

@@ -71,12 +71,21 @@ class Admission:
         self.admitted = 0
         self.rejected = 0
         self.max_wait = 0.0
+        self._idle: asyncio.Event | None = None  # set while nothing runs (made in the loop, when asked)
 
     def set_capacity(self, max_concurrency: int) -> None:
         """A new cap (once the upstream says what it takes); waiters move up into new slots."""
         self.max_concurrency = max(1, max_concurrency)
         while self.running < self.max_concurrency and self._grant_next():
             pass
+
+    async def wait_idle(self) -> None:
+        """Until no generation holds a slot (a pool member's warm-ups wait for this)."""
+        while self.running:
+            if self._idle is None:
+                self._idle = asyncio.Event()
+            self._idle.clear()
+            await self._idle.wait()
 
     @property
     def queued(self) -> int:
@@ -121,6 +130,8 @@ class Admission:
         self.running -= 1
         if self.running < self.max_concurrency:
             self._grant_next()
+        if not self.running and self._idle is not None:
+            self._idle.set()
 
     def _grant_next(self) -> bool:
         """Hand a free slot to the first live waiter; False when none waits."""

@@ -276,6 +276,8 @@ class Pipeline:
                 self._check_serving()
                 raise ProxyError("upstream_unreachable", "no upstream of the pool could be reached")
             member = route.member
+            if flight.priority != BACKGROUND:
+                await self.pool.make_way(route)
             async with member.admission.slot(flight.priority) as waited:
                 self.observer.queue_waited(waited)
                 status = member.status

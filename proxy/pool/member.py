@@ -1,6 +1,7 @@
 """One upstream of the pool: its client, its slots and queue, its health, what it served."""
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ class Member:
     restarts_seen: int = 0  # restarts of it the pool has warmed up after
     routed: Counter = field(default_factory=Counter)  # reason -> generations sent to it
     warmed: int = 0  # prompts prefilled again after its restarts
+    warming: tuple[str, asyncio.Task] | None = None  # the warm-up prefilling now: (digest, task)
     prefix_tokens_reused: int = 0  # prompt tokens its KV cache already held (cached_tokens)
 
     @property

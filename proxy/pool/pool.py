@@ -193,22 +193,49 @@ class UpstreamPool:
             self._warming.add(task)
             task.add_done_callback(self._warming.discard)
 
-    async def _replay(self, member: Member, prompts: list[bytes]) -> None:
-        """Prefill each prompt again, newest first, as 1-token background requests (interactive
-        requests go before them in the member's queue)."""
+    async def _replay(self, member: Member, prompts: list[tuple[str, bytes]]) -> None:
+        """Prefill each prompt again, newest first, one at a time and only while the member has
+        nothing else to do: a warm-up never competes with a real turn for the machine (see
+        make_way)."""
         log.info("warming up %s with %d prompt(s)", member.url, len(prompts))
-        for payload in prompts:
-            body = orjson.loads(payload)
-            body.update(max_tokens=1, stream=True)
-            body.pop("max_completion_tokens", None)
+        for digest, payload in prompts:
+            await member.admission.wait_idle()
+            task = asyncio.create_task(self._prefill(member, payload))
+            member.warming = (digest, task)
             try:
-                async with member.admission.slot(BACKGROUND):
-                    async for _ in member.client.stream_json_batches(CHAT_PATH, body):
-                        pass
-            except Exception as e:  # noqa: BLE001 - a warm-up is best effort
-                log.info("warm-up of %s stopped: %s", member.url, e)
+                await asyncio.wait({task})
+            finally:
+                member.warming = None
+                if not task.done():  # the replay itself is being stopped
+                    task.cancel()
+            if task.cancelled():
+                continue  # a real turn made way for itself
+            if task.exception() is not None:
+                log.info("warm-up of %s stopped: %s", member.url, task.exception())
                 return
             member.warmed += 1
+
+    async def _prefill(self, member: Member, payload: bytes) -> None:
+        """One prompt again, as a 1-token background request."""
+        body = orjson.loads(payload)
+        body.update(max_tokens=1, stream=True)
+        body.pop("max_completion_tokens", None)
+        async with member.admission.slot(BACKGROUND):
+            async for _ in member.client.stream_json_batches(CHAT_PATH, body):
+                pass
+
+    async def make_way(self, route: Route) -> None:
+        """Before a real turn goes to its member: a warm-up of its own conversation that is
+        under way is waited for (its prefill is the quickest way to a warm cache); one of
+        another conversation is stopped (closing its stream stops the server's prefill)."""
+        warming = route.member.warming
+        if warming is None:
+            return
+        digest, task = warming
+        if digest == route.digest:
+            await asyncio.wait({task})
+        else:
+            task.cancel()
 
     # --- visibility ---------------------------------------------------------------------------
 

@@ -27,9 +27,9 @@ class WarmLog:
         while self._bytes > self.max_bytes:
             self._drop(next(iter(self._prompts)))
 
-    def newest(self, n: int) -> list[bytes]:
-        """The `n` most recently noted prompts, newest first."""
-        return list(reversed(self._prompts.values()))[:max(0, n)]
+    def newest(self, n: int) -> list[tuple[str, bytes]]:
+        """The `n` most recently noted (digest, prompt), newest first."""
+        return list(reversed(self._prompts.items()))[:max(0, n)]
 
     def _drop(self, digest: str) -> None:
         body = self._prompts.pop(digest, None)
