@@ -9,9 +9,10 @@ each scenario alternating with its baseline so the machine's noise falls on both
     the route remembered in-process; with a Redis cache, also the route read from Redis.
   The difference of the p50s is routing's cost (target: under 1 ms).
 Warm-up (real mlx_lm.server on the generated tiny model, through `mlx-launch`): a conversation
-of three turns, the server killed (the launcher restarts it), then turn four, streamed. Time to
-its first token and the prompt tokens the server already held, with `--warmup-prompts 4` and
-with 0, in the same run (median of --rounds conversations each).
+of three turns, the server killed (the launcher restarts it), then, once the warm-ups are done,
+turn four, streamed. Time to its first token and the prompt tokens the server already held,
+with `--warmup-prompts 4` and with 0, in the same run (median of --rounds conversations each;
+from the second round on, the warm-up replays the earlier rounds' conversations too).
 """
 from __future__ import annotations
 
@@ -135,8 +136,9 @@ def warm_case(base: str, warmup: bool) -> tuple[float, int, int]:
     os.kill(_child_pid(base), signal.SIGKILL)  # a crash: the launcher restarts its child
     _wait("the restart", lambda: (h := _health(base))["upstream"]["restarts"] > restarts
           and h["upstream"]["state"] == "ready")
-    if warmup:
-        _wait("the warm-up", lambda: _health(base)["upstreams"][0]["warmed"] > warmed)
+    if warmup:  # the next turn comes once the warm-ups are done (a user reads the last answer)
+        _wait("the warm-up", lambda: (m := _health(base)["upstreams"][0])["warmed"] > warmed
+              and not m["warm_pending"])
     ttft, usage = _turn(base, messages, "Question 4: and then?")
     return ttft, (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0, usage.get("prompt_tokens", 0)
 

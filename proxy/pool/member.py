@@ -26,6 +26,7 @@ class Member:
     routed: Counter = field(default_factory=Counter)  # reason -> generations sent to it
     warmed: int = 0  # prompts prefilled again after its restarts
     warming: tuple[str, asyncio.Task] | None = None  # the warm-up prefilling now: (digest, task)
+    warm_pending: int = 0  # warm-ups of the current replay not yet run
     prefix_tokens_reused: int = 0  # prompt tokens its KV cache already held (cached_tokens)
 
     @property
@@ -48,4 +49,4 @@ class Member:
                 "running": a.running, "queued": a.queued, "max_concurrency": a.max_concurrency,
                 "routed": dict(self.routed), "affinity_hits": self.routed.get("affinity", 0),
                 "prefix_tokens_reused": self.prefix_tokens_reused,
-                "warm_prompts": len(self.warm), "warmed": self.warmed}
+                "warm_prompts": len(self.warm), "warmed": self.warmed, "warm_pending": self.warm_pending}

@@ -194,11 +194,23 @@ class UpstreamPool:
             task.add_done_callback(self._warming.discard)
 
     async def _replay(self, member: Member, prompts: list[tuple[str, bytes]]) -> None:
-        """Prefill each prompt again, newest first, one at a time and only while the member has
-        nothing else to do: a warm-up never competes with a real turn for the machine (see
-        make_way)."""
+        """Prefill each prompt again, newest first, one at a time, each only once the member has
+        nothing else to do. A real turn that comes meanwhile stops a warm-up of another
+        conversation (make_way), though mlx_lm.server only notices at the second prefill
+        step after its client left: such a turn may still wait for part of that prefill."""
         log.info("warming up %s with %d prompt(s)", member.url, len(prompts))
-        for digest, payload in prompts:
+        member.warm_pending = len(prompts)
+        try:
+            for digest, payload in prompts:
+                if not await self._warm_one(member, digest, payload):
+                    return
+        finally:
+            member.warm_pending = 0
+
+    async def _warm_one(self, member: Member, digest: str, payload: bytes) -> bool:
+        """One warm-up, once the member is idle; False when the member failed it (the rest of
+        the replay is then pointless)."""
+        try:
             await member.admission.wait_idle()
             task = asyncio.create_task(self._prefill(member, payload))
             member.warming = (digest, task)
@@ -208,12 +220,15 @@ class UpstreamPool:
                 member.warming = None
                 if not task.done():  # the replay itself is being stopped
                     task.cancel()
-            if task.cancelled():
-                continue  # a real turn made way for itself
-            if task.exception() is not None:
-                log.info("warm-up of %s stopped: %s", member.url, task.exception())
-                return
-            member.warmed += 1
+        finally:
+            member.warm_pending -= 1
+        if task.cancelled():
+            return True  # a real turn made way for itself
+        if task.exception() is not None:
+            log.info("warm-up of %s stopped: %s", member.url, task.exception())
+            return False
+        member.warmed += 1
+        return True
 
     async def _prefill(self, member: Member, payload: bytes) -> None:
         """One prompt again, as a 1-token background request."""
