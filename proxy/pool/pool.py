@@ -22,7 +22,7 @@ from ..config import Settings
 from ..generation.admission import BACKGROUND, Admission
 from ..generation.observer import GenerationObserver
 from ..upstream.client import CHAT_PATH, UpstreamClient
-from ..upstream.profile import discover
+from ..upstream.profile import UpstreamProfile, discover
 from ..upstream.status import UpstreamStatus
 from .member import Member
 from .routing import choose, prefix_digest
@@ -171,7 +171,8 @@ class UpstreamPool:
                 if status.state != "failed":
                     status.set("failed", "not answering")
                 return
-            self._adopt(member, profile)
+            if member is not self.primary:  # the first one's is AppState's (it shapes the cache keys)
+                self._adopt(member, profile)
             back = status.state == "failed"  # it was out (not merely starting): it came back
             if back:
                 status.record_restart("came back")
@@ -181,7 +182,7 @@ class UpstreamPool:
             member.restarts_seen = status.restarts
             self._warm_up(member)
 
-    def _adopt(self, member: Member, profile) -> None:
+    def _adopt(self, member: Member, profile: UpstreamProfile) -> None:
         if member.profile is None and self.settings.max_concurrency == 0:
             member.admission.set_capacity(profile.concurrency)
         member.profile = profile

@@ -39,7 +39,6 @@ class AppState:
     pipeline: Pipeline
     normalize_config: NormalizeConfig
     tokens: TokenCounter
-    profile: UpstreamProfile | None = None
     template: TemplateFacts | None = None  # what the served chat template does (None: unknown)
     _template_checked: bool = field(default=False, repr=False)
     _last_discovery: float = field(default=-REDISCOVER_INTERVAL, repr=False)
@@ -59,6 +58,11 @@ class AppState:
         pipeline = Pipeline(settings, pool, cache, classifier, generations)
         return cls(settings, status, pool, cache, pipeline,
                    NormalizeConfig.from_settings(settings), TokenCounter(settings.tokenizer_path))
+
+    @property
+    def profile(self) -> UpstreamProfile | None:
+        """What the first upstream is (None until it said)."""
+        return self.pool.primary.profile
 
     @property
     def upstream(self) -> UpstreamClient:
@@ -91,7 +95,7 @@ class AppState:
                              retry_after=int(REDISCOVER_INTERVAL))
 
     def _adopt(self, profile: UpstreamProfile) -> None:
-        self.profile = self.pool.primary.profile = profile
+        self.pool.primary.profile = profile
         if self.settings.max_concurrency == 0:
             self.pool.primary.admission.set_capacity(profile.concurrency)
         changes: dict = {"top_logprobs_max": profile.top_logprobs_max}
