@@ -13,6 +13,7 @@ from typing import NamedTuple
 import orjson
 
 DONE = b"data: [DONE]\n\n"
+_BLANK = [""]  # the line that ends an event
 
 
 class SSEEvent(NamedTuple):  # a tuple: made once per event, hundreds per second
@@ -32,9 +33,10 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Complete events in `chunk` (with what was left of the last one). An upstream sends many
-        events per read once it is generating, so the work is done in bulk: one split and one
-        decode for all the complete lines, none for the unfinished tail (a long event arriving in
-        small pieces is appended to, not re-read)."""
+        events per read once it is generating, so the work is done in bulk: one decode for all the
+        complete lines, one split into events, and a one-line `data:` event taken whole (others
+        go line by line); none for the unfinished tail (a long event arriving in small pieces is
+        appended to, not re-read)."""
         if b"\n" not in chunk and b"\r" not in chunk and not self._buf.endswith(b"\r"):
             self._buf += chunk
             if len(self._buf) > self._max_buffer:
@@ -53,17 +55,34 @@ class SSEDecoder:
         if end == -1:
             return []
         out: list[SSEEvent] = []
-        for line in buf[:end].decode("utf-8", errors="replace").split("\n"):
+        text = buf[:end].decode("utf-8", errors="replace")
+        if self._data or self._event is not None:  # an event is open: line by line
+            self._lines(text.split("\n"), out)
+            return out
+        # Event by event: a generating server's events are one `data: ` line each; any other
+        # block goes line by line. The last block is not known to be finished: line by line.
+        *blocks, rest = text.split("\n\n")
+        for block in blocks:
+            if block.startswith("data: ") and "\n" not in block:
+                out.append(SSEEvent(block[6:]))
+            else:
+                self._lines(block.split("\n"), out)
+                self._lines(_BLANK, out)  # the blank line that ended it
+        self._lines(rest.split("\n"), out)
+        return out
+
+    def _lines(self, lines: list[str], out: list[SSEEvent]) -> None:
+        for line in lines:
             if line.startswith("data:"):
                 self._data.append(line[6:] if line.startswith("data: ") else line[5:])
             elif line == "":
                 if self._data or self._event:
                     out.append(self._flush())
+                self._event = None  # a blank line ends an event's fields, dispatched or not
             else:
                 ev = self._line(line)
                 if ev is not None:
                     out.append(ev)
-        return out
 
     def close(self) -> list[SSEEvent]:
         """End of stream: a final event without its blank line still counts."""
@@ -73,8 +92,7 @@ class SSEDecoder:
         return out
 
     def _line(self, line: str) -> SSEEvent | None:
-        if line == "":
-            return self._flush() if self._data or self._event else None
+        """A line that is neither blank nor `data:`: a comment (an event of its own) or a field."""
         if line.startswith(":"):
             return SSEEvent(comment=line[1:].lstrip(" "))
         name, _, value = line.partition(":")

@@ -60,3 +60,40 @@ def test_a_long_event_in_small_pieces_comes_out_whole():
     assert decode([raw[i:i + 4096] for i in range(0, len(raw), 4096)]) == [SSEEvent(data=payload),
                                                                           SSEEvent(data="after")]
     assert decode([raw[:len(raw) - 17], raw[len(raw) - 17:]]) == [SSEEvent(data=payload), SSEEvent(data="after")]
+
+
+def reference_decode(raw: bytes) -> list[SSEEvent]:
+    """The event-stream rules applied line by line, as simply as they read (the oracle)."""
+    out, data, event = [], [], None
+    for line in raw.decode().replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line == "":
+            if data or event:
+                out.append(SSEEvent("\n".join(data) if data else None, event))
+            data, event = [], None
+        elif line.startswith(":"):
+            out.append(SSEEvent(comment=line[1:].lstrip(" ")))
+        else:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
+    if data:
+        out.append(SSEEvent("\n".join(data), event))
+    return out
+
+
+# Many one-line events (a generating server) mixed with every other shape, in one read or many.
+MIXED = (b"".join(b'data: {"n": %d}\n\n' % i for i in range(30))
+         + b": keepalive 7/9\n\ndata:no-space\n\n\n\ndata: a\ndata: b\n\nevent: ping\ndata: {}\n\n"
+         + b"event:\n\ndata: after-empty-event\n\nretry: 10\nid: 3\ndata: with-fields\n\n"
+         + b"data: {\"last\": 1}\r\n\r\ndata: [DONE]\n\n")
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_bulk_decoding_matches_the_line_by_line_rules_however_the_bytes_are_cut(seed):
+    rng = random.Random(seed)
+    cuts = sorted(rng.sample(range(1, len(MIXED)), rng.randint(0, 40)))
+    pieces = [MIXED[a:b] for a, b in zip([0] + cuts, cuts + [len(MIXED)])]
+    assert decode(pieces) == reference_decode(MIXED)

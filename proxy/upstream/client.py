@@ -193,14 +193,15 @@ def _read_events(events: list[SSEEvent]) -> tuple[list[dict | Comment], bool, Pr
     items: list[dict | Comment | str] = []
     done = False
     for ev in events:
-        if ev.data is None:
+        data = ev.data
+        if data is None:
             if ev.comment is not None:
                 items.append(Comment(ev.comment))
-        elif ev.data.strip() == "[DONE]":
+        elif data[:1] != "{" and data.strip() == "[DONE]":
             done = True
             break
         else:
-            items.append(ev.data)
+            items.append(data)
     datas = [item for item in items if type(item) is str]
     if not datas:
         return items, done, None  # type: ignore[return-value]
@@ -210,6 +211,9 @@ def _read_events(events: list[SSEEvent]) -> tuple[list[dict | Comment], bool, Pr
         objects = None  # some event is no JSON: each is parsed alone, to say which
     if objects is not None and len(objects) != len(datas):
         objects = None  # an event held a top-level comma (`1,2`): not one value each
+    if objects is not None and len(datas) == len(items) and all(
+            type(o) is dict and ("error" not in o or "choices" in o) for o in objects):
+        return objects, done, None  # the usual read: chunks only, each a well-formed object
     out: list[dict | Comment] = []
     n = 0
     for item in items:
