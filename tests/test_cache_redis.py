@@ -194,3 +194,16 @@ async def test_the_subscription_survives_a_quiet_channel_longer_than_the_op_time
     await asyncio.sleep(3 * follower.backend.op_timeout)  # several socket timeouts of silence
     await leader.store(KEY, SHORT)
     assert isinstance(await asyncio.wait_for(waiting, 1), CacheHit)
+
+
+async def test_pool_routes_are_shared_renewed_when_read_and_never_flushed_or_deleted_as_entries(make_cache, raw):
+    cache, other = await make_cache(), await make_cache()  # two proxies on one Redis
+    await cache.store(KEY, SHORT)
+    await cache.remember_route("conv1", "http://mac-2:8080", 100)
+    assert await other.recall_route("conv1", 3600) == "http://mac-2:8080"
+    route_key = KEY_PREFIX + "route:conv1"
+    assert 3_599_000 < await raw.pttl(route_key) <= 3_600_000  # read: kept as long again
+    assert await other.recall_route("conv2", 3600) is None
+    assert await cache.flush() == 1  # the entry, not the route
+    assert not await cache.delete(route_key)
+    assert await other.recall_route("conv1", 3600) == "http://mac-2:8080"

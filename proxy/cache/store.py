@@ -268,13 +268,13 @@ class ResponseCache:
         except BackendUnavailable:
             return False
 
-    async def recall_route(self, digest: str) -> str | None:
-        """The pool upstream another proxy (or this one) sent conversation `digest` to; None
-        when unknown, not shared, or the backend failed."""
+    async def recall_route(self, digest: str, ttl: int) -> str | None:
+        """The pool upstream another proxy (or this one) sent conversation `digest` to, kept
+        for `ttl` seconds more; None when unknown, not shared, or the backend failed."""
         if not self.backend.relays_events:
             return None
         try:
-            return await self._call(self.backend.get_route, digest)
+            return await self._call(self.backend.get_route, digest, ttl)
         except BackendUnavailable:
             return None
 

@@ -30,7 +30,8 @@ from .warm_log import WarmLog
 
 log = logging.getLogger("mlx_proxy.pool")
 
-# How long a conversation's route is remembered after its last turn (a working session's pauses).
+# How long a conversation's route is remembered after its last turn (a working session's pauses;
+# each turn that reads it from Redis renews it).
 ROUTE_TTL = 6 * 3600
 # Routes this proxy remembers itself (when the cache is not shared, or Redis is down).
 LOCAL_ROUTES = 10_000
@@ -109,7 +110,7 @@ class UpstreamPool:
         return prefix_digest(body) if self.remembers_prompts else None
 
     async def _recall(self, digest: str) -> str | None:
-        shared = await self.cache.recall_route(digest)
+        shared = await self.cache.recall_route(digest, ROUTE_TTL)
         return shared if shared is not None else self._local.get(digest)
 
     async def _remember(self, digest: str, url: str) -> None:

@@ -66,7 +66,7 @@ class CacheBackend(Protocol):
     async def followed(self, key: str) -> bool: ...  # a follower elsewhere marked it (see peek)
     # Which pool upstream a conversation (its prefix digest) went to, for every proxy of the
     # team (in-process backends share nothing: None / no-op; the pool remembers locally too).
-    async def get_route(self, digest: str) -> str | None: ...
+    async def get_route(self, digest: str, ttl: int) -> str | None: ...  # (and keep it `ttl` longer)
     async def set_route(self, digest: str, upstream: str, ttl: int) -> None: ...
 
 
@@ -83,7 +83,7 @@ class NoEventRelay:
     async def followed(self, key: str) -> bool:
         return False
 
-    async def get_route(self, digest: str) -> str | None:
+    async def get_route(self, digest: str, ttl: int) -> str | None:
         return None
 
     async def set_route(self, digest: str, upstream: str, ttl: int) -> None:

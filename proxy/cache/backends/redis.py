@@ -210,8 +210,8 @@ class RedisBackend:
 
     # --- pool routes ----------------------------------------------------------------------------
 
-    async def get_route(self, digest: str) -> str | None:
-        raw = await self._client.get(self._routes + digest)
+    async def get_route(self, digest: str, ttl: int) -> str | None:
+        raw = await self._client.getex(self._routes + digest, ex=ttl)  # a route lives on while used
         return None if raw is None else raw.decode(errors="replace")
 
     async def set_route(self, digest: str, upstream: str, ttl: int) -> None:
