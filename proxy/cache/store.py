@@ -261,29 +261,26 @@ class ResponseCache:
 
     async def followed(self, key: str) -> bool:
         """Whether a follower in another proxy reads `key`'s relay (False when unknown)."""
-        if not self.backend.relays_events:
-            return False
-        try:
-            return await self._call(self.backend.followed, key)
-        except BackendUnavailable:
-            return False
+        return await self._shared(False, self.backend.followed, key)
 
     async def recall_route(self, digest: str, ttl: int) -> str | None:
         """The pool upstream another proxy (or this one) sent conversation `digest` to, kept
         for `ttl` seconds more; None when unknown, not shared, or the backend failed."""
-        if not self.backend.relays_events:
-            return None
-        try:
-            return await self._call(self.backend.get_route, digest, ttl)
-        except BackendUnavailable:
-            return None
+        return await self._shared(None, self.backend.get_route, digest, ttl)
 
     async def remember_route(self, digest: str, upstream: str, ttl: int) -> None:
-        if self.backend.relays_events:
-            try:
-                await self._call(self.backend.set_route, digest, upstream, ttl)
-            except BackendUnavailable:
-                pass  # each proxy still remembers its own routes
+        """(On failure each proxy still remembers its own routes.)"""
+        await self._shared(None, self.backend.set_route, digest, upstream, ttl)
+
+    async def _shared(self, fallback: T, op: Callable[..., Awaitable[T]], *args: object) -> T:
+        """What a backend shared between proxies says; `fallback` when it is in-process (it
+        knows nothing the proxy does not) or failed."""
+        if not self.backend.relays_events:
+            return fallback
+        try:
+            return await self._call(op, *args)
+        except BackendUnavailable:
+            return fallback
 
     def watch(self, key: str):
         """Wake-ups about `key`: its entry, lease or events changed, or a follower arrived."""

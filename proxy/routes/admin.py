@@ -31,15 +31,22 @@ async def probe_upstream(state: AppState) -> bool:
     return False
 
 
+def known_serving(state: AppState) -> bool | None:
+    """Whether the upstream serves, when the proxy knows without asking: a pool's health checks
+    (any member), or the launcher (its child); None for a bare proxy, which asks (probe_upstream)."""
+    if state.pool.pooled:
+        return state.pool.serving
+    if state.status.managed:
+        return state.status.serving
+    return None
+
+
 async def health(request: web.Request) -> web.Response:
     state: AppState = request.app[STATE_KEY]
     upstream = {"url": state.settings.primary_upstream, **state.status.to_json(),
                 "profile": state.profile.to_json() if state.profile else None}
-    if state.status.managed:
-        loaded = state.status.serving
-    elif state.pool.pooled:  # its health checks know: loaded while any member serves
-        loaded = state.pool.serving
-    else:
+    loaded = known_serving(state)
+    if loaded is None:
         loaded = upstream["reachable"] = await probe_upstream(state)
     cache = await state.cache.stats()
     degraded = cache.get("state") == "degraded"

@@ -12,7 +12,7 @@ import asyncio
 
 from aiohttp import web
 
-from .admin import probe_upstream
+from .admin import known_serving, probe_upstream
 from .state import STATE_KEY, AppState
 
 
@@ -35,10 +35,9 @@ async def _cache_reachable(state: AppState) -> bool | None:
 
 async def ready(request: web.Request) -> web.Response:
     state: AppState = request.app[STATE_KEY]
-    if state.pool.pooled:  # its health checks know: ready while any member serves
-        upstream = state.pool.serving
-    else:
-        upstream = state.status.serving and (state.status.managed or await probe_upstream(state))
+    upstream = known_serving(state)
+    if upstream is None:
+        upstream = state.status.serving and await probe_upstream(state)
     cache = await _cache_reachable(state)
     ok = upstream and cache is not False
     body = {"status": "ready" if ok else "not_ready", "upstream": upstream, "upstream_state": state.status.state,

@@ -33,7 +33,6 @@ REDISCOVER_INTERVAL = 5.0
 @dataclass
 class AppState:
     settings: Settings
-    status: UpstreamStatus  # the first upstream's (the launcher moves it for its child)
     pool: UpstreamPool
     cache: ResponseCache
     pipeline: Pipeline
@@ -56,8 +55,13 @@ class AppState:
         pool = UpstreamPool(settings, status, cache, generations)
         classifier = Classifier.build(settings.background_patterns, settings.background_max_tokens)
         pipeline = Pipeline(settings, pool, cache, classifier, generations)
-        return cls(settings, status, pool, cache, pipeline,
+        return cls(settings, pool, cache, pipeline,
                    NormalizeConfig.from_settings(settings), TokenCounter(settings.tokenizer_path))
+
+    @property
+    def status(self) -> UpstreamStatus:
+        """The first upstream's life (the launcher moves it for its own child)."""
+        return self.pool.primary.status
 
     @property
     def profile(self) -> UpstreamProfile | None:

@@ -211,9 +211,8 @@ def _read_events(events: list[SSEEvent]) -> tuple[list[dict | Comment], bool, Pr
         objects = None  # some event is no JSON: each is parsed alone, to say which
     if objects is not None and len(objects) != len(datas):
         objects = None  # an event held a top-level comma (`1,2`): not one value each
-    if objects is not None and len(datas) == len(items) and all(
-            type(o) is dict and ("error" not in o or "choices" in o) for o in objects):
-        return objects, done, None  # the usual read: chunks only, each a well-formed object
+    if objects is not None and len(datas) == len(items) and all(_is_chunk(o) for o in objects):
+        return objects, done, None  # the usual read: chunks only
     out: list[dict | Comment] = []
     n = 0
     for item in items:
@@ -228,6 +227,11 @@ def _read_events(events: list[SSEEvent]) -> tuple[list[dict | Comment], bool, Pr
     return out, done, None
 
 
+def _is_chunk(obj: object) -> bool:
+    """An event object that is a chunk (an object, and not an error event)."""
+    return type(obj) is dict and ("error" not in obj or "choices" in obj)
+
+
 def _event_object(data: str, parsed: object = None) -> dict:
     """One event's object (`parsed`: already parsed from `data`), or the error it means."""
     if parsed is None:
@@ -235,9 +239,9 @@ def _event_object(data: str, parsed: object = None) -> dict:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise ProxyError("upstream_bad_response", "upstream sent an event that is not JSON") from None
-    if not isinstance(parsed, dict):
+    if type(parsed) is not dict:
         raise ProxyError("upstream_bad_response", "upstream sent an event that is not an object")
-    if "error" in parsed and "choices" not in parsed:
+    if not _is_chunk(parsed):
         raise map_error_event(data)
     return parsed
 
